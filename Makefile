@@ -1,0 +1,40 @@
+# Two commands for a fresh machine: `make demo` (the main job on built-in data) and `make test` (the suite).
+# Both create .venv on first use and reuse it afterwards.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test lint format bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+# Re-install only when the package metadata changes.
+$(STAMP): setup.cfg pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e '.[all,dev]'
+	$(PY) -c "import torch, torchvision, timm, accelerate, fairseq; print('installed torch', torch.__version__)"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(PY) -m resmlp.demo --out-dir outputs/demo
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: lint
+	$(PY) -m pytest -q
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+bench: install
+	$(PY) bench/bench_inference.py
+
+clean:
+	rm -rf $(VENV) outputs build *.egg-info

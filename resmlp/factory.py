@@ -1,0 +1,77 @@
+"""``create_model``: a preset by name, optionally with weights from any supported checkpoint."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+from .checkpoint import CheckpointError, load_weights, read_checkpoint
+from .config import ResMLPConfig
+from .model import ResMLP
+from .registry import get_config
+
+# Fields that define the architecture of a preset; a checkpoint of another architecture is refused.
+_STRUCTURAL = ("embed_dim", "depth", "patch_size", "mlp_ratio")
+
+
+def create_model(
+    name: str,
+    *,
+    checkpoint: str | os.PathLike | None = None,
+    num_classes: int | None = None,
+    fresh_head: bool = False,
+    checkpoint_key: str | None = None,
+    **overrides,
+) -> ResMLP:
+    """Build the preset ``name`` (see ``list_models()``), optionally loading weights.
+
+    Args:
+        name: Preset name, e.g. ``"resmlp_s12"``.
+        checkpoint: An official deit ResMLP file (raw or under ``"model"``), a DINO checkpoint (the teacher is
+            read; ``checkpoint_key="student"`` for the student), a timm ``resmlp_*`` state dict, or a file
+            written by ``resmlp.save_model``. Layouts are converted on the fly.
+        num_classes: Classifier outputs. Default: the preset's, or the checkpoint's head size (0, features
+            only, when the checkpoint has no head).
+        fresh_head: Ignore the checkpoint's head and keep a freshly initialised one (fine-tuning).
+        checkpoint_key: Entry to read in a container checkpoint (``"teacher"``, ``"student"``, ``"model_ema"``).
+        **overrides: Any other ``ResMLPConfig`` field (``img_size``, ``drop_path_rate``, ``in_chans`` ...).
+    """
+    config = get_config(name)
+    state_dict = None
+    if checkpoint is not None:
+        state_dict, stored = read_checkpoint(checkpoint, key=checkpoint_key)
+        if stored is not None:
+            saved = ResMLPConfig.from_dict(stored)
+            differs = [
+                f"{f}: {getattr(saved, f)} vs {getattr(config, f)}"
+                for f in _STRUCTURAL
+                if getattr(saved, f) != getattr(config, f)
+            ]
+            if differs:
+                raise CheckpointError(
+                    f"{checkpoint} holds another architecture than {name!r} ({'; '.join(differs)}); "
+                    "pass the preset it was trained with"
+                )
+            config = saved
+        elif not fresh_head and num_classes is None:
+            head = state_dict.get("head.weight")
+            config = dataclasses.replace(config, num_classes=0 if head is None else head.shape[0])
+    if num_classes is not None:
+        overrides["num_classes"] = num_classes
+    if overrides:
+        config = _replace(config, overrides)
+    model = ResMLP(config)
+    if state_dict is not None:
+        try:
+            load_weights(model, state_dict, fresh_head=fresh_head)
+        except CheckpointError as err:
+            raise CheckpointError(f"{checkpoint} -> {name}: {err}") from None
+    return model
+
+
+def _replace(config: ResMLPConfig, overrides: dict) -> ResMLPConfig:
+    known = {f.name for f in dataclasses.fields(ResMLPConfig)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise TypeError(f"unknown config overrides {unknown}; known fields: {sorted(known)}")
+    return dataclasses.replace(config, **overrides)

@@ -1,0 +1,49 @@
+"""Parameter and multiply-add counts, measured on the real model's operations.
+
+MACs are counted with ``torch.utils.flop_counter.FlopCounterMode`` over one forward pass (matrix products
+and convolutions; elementwise work such as Affine or GELU is not counted, as in the paper). The model is built
+on the ``meta`` device, so even B24/8 is counted instantly and without memory.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from .config import ResMLPConfig
+from .model import ResMLP
+from .registry import get_config
+
+# The paper's figures at 224 px and 1000 classes (Tables 1, 3 and D.3): (params in millions, GMACs).
+PAPER_STATS: dict[str, tuple[float, float]] = {
+    "resmlp_s12": (15.4, 3.0),
+    "resmlp_s24": (30.0, 6.0),
+    "resmlp_s36": (44.7, 8.9),
+    "resmlp_b24": (115.7, 23.0),
+    "resmlp_b24_8": (129.1, 100.2),
+}
+
+
+def count_params(model: torch.nn.Module) -> int:
+    """Number of parameters (buffers excluded)."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def count_macs(model: torch.nn.Module, input_shape: tuple[int, ...]) -> int:
+    """Multiply-adds of one forward pass on an input of ``input_shape`` (batch included)."""
+    device = next(model.parameters()).device
+    x = torch.empty(input_shape, device=device)
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        model(x)
+    return counter.get_total_flops() // 2
+
+
+def model_stats(config: ResMLPConfig | str) -> tuple[int, int]:
+    """(parameters, MACs per image) of a config or preset name, computed on the meta device."""
+    if isinstance(config, str):
+        config = get_config(config)
+    with torch.device("meta"):
+        model = ResMLP(config)
+    height, width = config.image_hw
+    return count_params(model), count_macs(model, (1, config.in_chans, height, width))

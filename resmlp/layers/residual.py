@@ -1,0 +1,28 @@
+"""The pre-Affine residual sublayer shared by every ResMLP block (and the seq2seq layers)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .affine import Affine
+from .drop_path import DropPath
+from .layer_scale import LayerScale
+
+
+class PreAffineResidual(nn.Module):
+    """``x + drop_path(layer_scale(op(affine(x))))``: the paper's Eq. 2 and 3 around any operation.
+
+    Attributes ``norm`` (the pre-normalising Affine), ``op`` (token mixing or channel MLP) and ``ls`` (LayerScale)
+    name the three parameterised parts; ``drop_path`` is stochastic depth on the whole branch.
+    """
+
+    def __init__(self, dim: int, op: nn.Module, *, layerscale_init: float, drop_path: float = 0.0) -> None:
+        super().__init__()
+        self.norm = Affine(dim)
+        self.op = op
+        self.ls = LayerScale(dim, layerscale_init)
+        self.drop_path = DropPath(drop_path)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.drop_path(self.ls(self.op(self.norm(x))))

@@ -1,0 +1,1 @@
+"""A ResMLP encoder-decoder for translation, registered as a fairseq architecture (used via --user-dir)."""
