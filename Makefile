@@ -20,7 +20,7 @@ $(STAMP): setup.cfg pyproject.toml | $(PY)
 install: $(STAMP)
 
 demo: install
-	$(PY) -m resmlp.demo --out-dir outputs/demo
+	$(PY) -m demo.foundation --out-dir outputs/demo
 
 lint: install
 	$(VENV)/bin/ruff check .
@@ -34,7 +34,7 @@ format: install
 	$(VENV)/bin/ruff format .
 
 bench: install
-	$(PY) bench/bench_inference.py
+	$(PY) -m bench.inference
 
 clean:
 	rm -rf $(VENV) outputs build *.egg-info
