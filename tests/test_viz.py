@@ -129,12 +129,10 @@ def test_cli_on_saved_checkpoint(tmp_path):
     assert "tiny.pth" in data["title"]
 
 
-def test_cli_missing_checkpoint_exits_2(tmp_path):
+def test_cli_missing_checkpoint_exits_2(tmp_path, capsys):
     missing = tmp_path / "nope.pth"
-    command = [sys.executable, "-m", "resmlp.viz", "--checkpoint", str(missing), "--out", str(tmp_path / "f.png")]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == [f"resmlp-viz: error: checkpoint file not found: {missing}"]
+    assert main(["--checkpoint", str(missing), "--out", str(tmp_path / "f.png")]) == 2
+    assert capsys.readouterr().err.splitlines() == [f"resmlp-viz: error: checkpoint file not found: {missing}"]
     assert not (tmp_path / "f.png").exists()
 
 
