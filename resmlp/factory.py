@@ -35,43 +35,43 @@ def create_model(
         fresh_head: Ignore the checkpoint's head and keep a freshly initialised one (fine-tuning).
         checkpoint_key: Entry to read in a container checkpoint (``"teacher"``, ``"student"``, ``"model_ema"``).
         **overrides: Any other ``ResMLPConfig`` field (``img_size``, ``drop_path_rate``, ``in_chans`` ...).
+
+    Raises:
+        KeyError: Unknown preset name.
+        TypeError: Unknown override.
+        FileNotFoundError: ``checkpoint`` does not exist.
+        CheckpointError: The file cannot be read safely, holds no ResMLP weights, or does not fit the model (every
+            missing/unexpected key and shape mismatch is listed with the fix).
     """
-    config = get_config(name)
-    state_dict = None
-    if checkpoint is not None:
-        state_dict, stored = read_checkpoint(checkpoint, key=checkpoint_key)
-        if stored is not None:
-            saved = ResMLPConfig.from_dict(stored)
-            differs = [
-                f"{f}: {getattr(saved, f)} vs {getattr(config, f)}"
-                for f in _STRUCTURAL
-                if getattr(saved, f) != getattr(config, f)
-            ]
-            if differs:
-                raise CheckpointError(
-                    f"{checkpoint} holds another architecture than {name!r} ({'; '.join(differs)}); "
-                    "pass the preset it was trained with"
-                )
-            config = saved
-        elif not fresh_head and num_classes is None:
-            head = state_dict.get("head.weight")
-            config = dataclasses.replace(config, num_classes=0 if head is None else head.shape[0])
     if num_classes is not None:
         overrides["num_classes"] = num_classes
-    if overrides:
-        config = _replace(config, overrides)
+    requested = get_config(name, **overrides)  # also rejects unknown override names
+    if checkpoint is None:
+        return ResMLP(requested)
+    state_dict, stored = read_checkpoint(checkpoint, key=checkpoint_key)
+    if stored is not None:
+        # Our own format carries its config: use it, with the caller's overrides on top.
+        saved = ResMLPConfig.from_dict(stored)
+        differs = [
+            f"{f}: {getattr(saved, f)} in the file vs {getattr(requested, f)}"
+            for f in _STRUCTURAL
+            if getattr(saved, f) != getattr(requested, f)
+        ]
+        if differs:
+            raise CheckpointError(
+                f"{checkpoint} holds another architecture than {name!r} ({'; '.join(differs)}); "
+                "pass the preset (and overrides) the model was saved with"
+            )
+        config = dataclasses.replace(saved, **overrides)
+    elif num_classes is None and not fresh_head:
+        # Official, DINO and timm files carry no config: the head size comes from the weights (0 if none).
+        head = state_dict.get("head.weight")
+        config = dataclasses.replace(requested, num_classes=0 if head is None else head.shape[0])
+    else:
+        config = requested
     model = ResMLP(config)
-    if state_dict is not None:
-        try:
-            load_weights(model, state_dict, fresh_head=fresh_head)
-        except CheckpointError as err:
-            raise CheckpointError(f"{checkpoint} -> {name}: {err}") from None
+    try:
+        load_weights(model, state_dict, fresh_head=fresh_head)
+    except CheckpointError as err:
+        raise CheckpointError(f"{checkpoint} -> {name}: {err}") from None
     return model
-
-
-def _replace(config: ResMLPConfig, overrides: dict) -> ResMLPConfig:
-    known = {f.name for f in dataclasses.fields(ResMLPConfig)}
-    unknown = sorted(set(overrides) - known)
-    if unknown:
-        raise TypeError(f"unknown config overrides {unknown}; known fields: {sorted(known)}")
-    return dataclasses.replace(config, **overrides)

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from .containers import OUR_FORMAT_KEY, OUR_FORMAT_VERSION, unwrap
-from .layouts import convert, to_resmlp
+from .layouts import LAYOUTS, convert, to_resmlp
 from .safe_load import CheckpointError, safe_load
 
 _HEAD_KEYS = ("head.weight", "head.bias")
@@ -72,11 +72,18 @@ def load_weights(model: nn.Module, state_dict: dict[str, torch.Tensor], *, fresh
     """Copy ``state_dict`` (our layout) into ``model``; every mismatch is reported at once in one error.
 
     With ``fresh_head=True`` the checkpoint's classifier is ignored and the model keeps its freshly initialised
-    head (fine-tuning on another number of classes). Without it, a head of another size is an error.
+    head (fine-tuning on another number of classes). Without it, a head of another size is an error. A model
+    without a head (``num_classes=0``, features only) ignores the checkpoint's head. A ``torch.compile``d or
+    DDP-wrapped model is loaded through its inner module.
+
+    Raises:
+        CheckpointError: Listing every missing and unexpected key and every shape mismatch, with the fix.
     """
+    model = _unwrap_module(model)
     own = model.state_dict()
     incoming = dict(state_dict)
-    if fresh_head:
+    # A model built without a head (num_classes=0) asks for features: the checkpoint's classifier has no place.
+    if fresh_head or not any(k in own for k in _HEAD_KEYS):
         for key in _HEAD_KEYS:
             incoming.pop(key, None)
     problems: list[str] = []
@@ -143,6 +150,9 @@ def save_model(model: nn.Module, path: str | os.PathLike, *, layout: str = "resm
     without a preset); ``"timm"`` and ``"deit"`` write a raw state dict that timm's ``resmlp_*_224`` or the
     official deit ``resmlp_*`` load with ``load_state_dict`` directly.
     """
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}; choose one of {LAYOUTS}")
+    model = _unwrap_module(model)
     state_dict = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     if layout == "resmlp":
         config = getattr(model, "config", None)
@@ -150,3 +160,14 @@ def save_model(model: nn.Module, path: str | os.PathLike, *, layout: str = "resm
             raise ValueError("save_model needs a model with a .config (a resmlp.ResMLP)")
         return atomic_save({OUR_FORMAT_KEY: OUR_FORMAT_VERSION, "config": config.to_dict(), "model": state_dict}, path)
     return atomic_save(convert(state_dict, "resmlp", layout), path)
+
+
+def _unwrap_module(model: nn.Module) -> nn.Module:
+    """The plain model inside ``torch.compile`` (``_orig_mod``) and DDP/DataParallel (``module``) wrappers."""
+    while True:
+        inner = getattr(model, "_orig_mod", None)
+        if inner is None and isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
+            inner = model.module
+        if not isinstance(inner, nn.Module):
+            return model
+        model = inner

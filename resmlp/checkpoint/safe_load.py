@@ -5,24 +5,28 @@ from __future__ import annotations
 import argparse
 import os
 import pickle
+import re
 from pathlib import Path
 from typing import Any
 
 import torch
 
 # What published ResMLP, deit and dino checkpoints legitimately contain besides tensors and plain containers:
-# the argparse Namespace of the training run (deit and dino save ``args``) and numpy scalars (metrics, seeds).
+# the argparse Namespace of the training run (deit and dino save ``args``) and numpy scalars and arrays (metrics,
+# seeds). Entries are objects or (object, "module.name") pairs for names that older library versions pickled.
 _ALLOWED: list[Any] = [argparse.Namespace]
 try:  # numpy is optional for the library; when present its scalar types may appear in training checkpoints.
     import numpy as np
 
-    _ALLOWED += [np.dtype, np.ndarray]
-    _ALLOWED += [type(np.dtype(t)) for t in ("float32", "float64", "int64", "int32", "bool")]
     try:
-        from numpy.core.multiarray import _reconstruct, scalar  # type: ignore[attr-defined]
-    except ImportError:  # numpy >= 2 moved them
-        from numpy._core.multiarray import _reconstruct, scalar  # type: ignore[no-redef]
-    _ALLOWED += [scalar, _reconstruct]
+        from numpy._core.multiarray import _reconstruct, scalar  # numpy >= 2
+    except ImportError:  # pragma: no cover - numpy 1.x
+        from numpy.core.multiarray import _reconstruct, scalar  # type: ignore[no-redef]
+
+    _ALLOWED += [np.dtype, np.ndarray, scalar, _reconstruct]
+    _ALLOWED += [type(np.dtype(t)) for t in ("float16", "float32", "float64", "int32", "int64", "bool")]
+    # Files written under numpy 1.x name these numpy.core.multiarray.*; numpy 2 renamed the module.
+    _ALLOWED += [(scalar, "numpy.core.multiarray.scalar"), (_reconstruct, "numpy.core.multiarray._reconstruct")]
 except ImportError:  # pragma: no cover - numpy is installed with torch in practice
     pass
 
@@ -32,7 +36,16 @@ class CheckpointError(ValueError):
 
 
 def allow_globals(*types: Any) -> None:
-    """Extend the allow-list for files you trust that contain other picklable types (explicit opt-in)."""
+    """Extend the allow-list for files you trust that contain other picklable types (explicit opt-in).
+
+    Args:
+        *types: Classes or functions, or ``(object, "module.qualified.name")`` pairs when the file names the
+            object under another path (as ``torch.serialization.add_safe_globals`` accepts).
+    """
+    for item in types:
+        target = item[0] if isinstance(item, tuple) else item
+        if not callable(target):
+            raise TypeError(f"allow_globals takes classes or functions, got {item!r}")
     _ALLOWED.extend(types)
 
 
@@ -41,27 +54,71 @@ def allowed_globals() -> list[Any]:
     return list(_ALLOWED)
 
 
+# torch's messages for a global outside the allow-list; the captured part names the refused type or function.
+_REFUSED_GLOBAL = re.compile(r"(?:GLOBAL|unrecognized function|unsupported class) (\S+?)(?:\s|$)")
+# A torch zip checkpoint starts with a zip header; a safetensors file with an 8-byte length and a JSON header.
+_ZIP_MAGIC = b"PK\x03\x04"
+
+
+def _looks_like_safetensors(path: Path) -> bool:
+    if path.suffix == ".safetensors":
+        return True
+    with open(path, "rb") as handle:
+        head = handle.read(9)
+    return len(head) == 9 and head[:4] != _ZIP_MAGIC and head[8:9] == b"{"
+
+
+def _load_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        from safetensors.torch import load_file
+    except ImportError as err:  # safetensors is optional for the block library itself
+        raise CheckpointError(f"{path} is a safetensors file; install the safetensors package to read it") from err
+    try:
+        return load_file(str(path), device="cpu")
+    except Exception as err:  # safetensors raises its own SafetensorError for damaged files
+        raise CheckpointError(f"cannot read safetensors file {path}: {err}. The file may be truncated.") from err
+
+
 def safe_load(path: str | os.PathLike) -> Any:
-    """Load a ``.pth``/``.pt``/``.bin`` file with ``weights_only=True``, or a ``.safetensors`` file, on CPU."""
-    path = Path(path)
+    """Load a checkpoint file on CPU without executing code from it.
+
+    ``.pth``/``.pt``/``.bin`` files go through ``torch.load(weights_only=True)`` with the allow-list above;
+    ``.safetensors`` files (recognised by suffix or header) through safetensors.
+
+    Raises:
+        FileNotFoundError: The path does not exist.
+        CheckpointError: A directory, a damaged or foreign file, or a pickle that needs a type outside the
+            allow-list (the message names the type and the opt-in, ``resmlp.checkpoint.allow_globals``).
+    """
+    path = Path(path).expanduser()
     if not path.exists():
         raise FileNotFoundError(f"checkpoint file not found: {path}")
     if path.is_dir():
         raise CheckpointError(f"{path} is a directory; pass the checkpoint file inside it")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path), device="cpu")
+    if _looks_like_safetensors(path):
+        return _load_safetensors(path)
     try:
         with torch.serialization.safe_globals(allowed_globals()):
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
+        refused = _REFUSED_GLOBAL.search(str(err))
+        if refused is None:
+            raise _unreadable(path, err) from err
+        # torch's own message suggests weights_only=False; ours names the one safe, explicit opt-in instead.
+        name = refused.group(1).rstrip(".")
         raise CheckpointError(
-            f"refusing to load {path}: it contains objects outside the safe allow-list ({err}). "
-            "If you trust this file, allow the named type with resmlp.checkpoint.allow_globals(TheType) "
-            "and load again; resmlp never falls back to unsafe unpickling."
-        ) from err
-    except (RuntimeError, EOFError, OSError) as err:
-        raise CheckpointError(
-            f"cannot read checkpoint {path}: {err}. The file may be truncated or not a PyTorch checkpoint."
-        ) from err
+            f"refusing to load {path}: it pickles {name}, which is not on the allow-list of types that ResMLP, "
+            f"deit and DINO checkpoints contain. If you trust this file, allow that type explicitly with "
+            f"resmlp.checkpoint.allow_globals({name.rsplit('.', 1)[-1]}) and load again; resmlp never falls back "
+            "to unsafe unpickling."
+        ) from None
+    except Exception as err:  # a damaged file surfaces as RuntimeError, EOFError, KeyError ... depending on where
+        raise _unreadable(path, err) from err
+
+
+def _unreadable(path: Path, err: Exception) -> CheckpointError:
+    reason = str(err).split("\n", 1)[0]
+    return CheckpointError(
+        f"cannot read checkpoint {path} ({type(err).__name__}: {reason}); the file is truncated, damaged or not a "
+        "PyTorch/safetensors checkpoint. Download or save it again."
+    )
