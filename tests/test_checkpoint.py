@@ -201,7 +201,8 @@ def test_224_checkpoint_into_a_256_model_names_the_token_grids(official):
     "overrides,message",
     [
         ({"depth": 3}, r"depth: the checkpoint has 2 blocks, the model 3"),
-        ({"embed_dim": 48}, r"checkpoint has width 32.*the model has width 48"),
+        ({"embed_dim": 48}, r"checkpoint has width 32.*the model has width 48[\s\S]*and \d+ more tensors"),
+        ({"mlp_ratio": 2.0}, r"blocks\.\*\.channel_mix\.op\.fc1\.weight: checkpoint shape \(128, 32\) != .*\(64, 32\)"),
         ({"num_classes": 5}, r"head has 10 classes, the model's 5; pass num_classes=10.*fresh_head=True"),
     ],
 )

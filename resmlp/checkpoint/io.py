@@ -17,6 +17,9 @@ from .layouts import LAYOUTS, convert, to_resmlp
 from .safe_load import CheckpointError, safe_load
 
 _HEAD_KEYS = ("head.weight", "head.bias")
+_BLOCK_INDEX = re.compile(r"blocks\.\d+\.")
+_GENERIC_HINT = " (another width or MLP ratio?)"
+_MAX_GENERIC = 3
 
 
 def read_checkpoint(
@@ -54,18 +57,27 @@ def _describe_tokens(n: int, patch: int) -> str:
 
 
 def _shape_problem(key: str, expected: torch.Size, got: torch.Size, patch: int) -> str:
-    """One readable line for a tensor whose shape differs between the model and the checkpoint."""
-    if key.endswith("token_mix.op.weight") or key.endswith("token_mix.op.bias"):
+    """One readable line for a tensor whose shape differs between the model and the checkpoint.
+
+    Block indices are written as ``*`` so the same mismatch in every block reads as one line.
+    """
+    key = _BLOCK_INDEX.sub("blocks.*.", key)
+    if key in _HEAD_KEYS and got[0] != expected[0]:
         return (
-            f"{key}: the checkpoint mixes {_describe_tokens(got[0], patch)} but the model mixes "
+            f"head: the checkpoint's head has {got[0]} classes, the model's {expected[0]}; pass "
+            f"num_classes={got[0]} to keep it, or fresh_head=True to fine-tune a new head"
+        )
+    if key.startswith("blocks.*.token_mix.op."):
+        return (
+            f"blocks.*.token_mix.op: the checkpoint mixes {_describe_tokens(got[0], patch)} but the model mixes "
             f"{_describe_tokens(expected[0], patch)}; build the model with the checkpoint's img_size/patch_size"
         )
-    if key == "patch_embed.proj.weight":
+    if key == "patch_embed.proj.weight" and len(got) == len(expected) == 4:
         return (
             f"{key}: checkpoint has width {got[0]}, {got[1]} input channels and patch {got[-1]}; the model has "
             f"width {expected[0]}, {expected[1]} input channels and patch {expected[-1]}; pick the matching preset"
         )
-    return f"{key}: checkpoint shape {tuple(got)} != model shape {tuple(expected)} (another width or MLP ratio?)"
+    return f"{key}: checkpoint shape {tuple(got)} != model shape {tuple(expected)}{_GENERIC_HINT}"
 
 
 def load_weights(model: nn.Module, state_dict: dict[str, torch.Tensor], *, fresh_head: bool = False) -> None:
@@ -110,17 +122,21 @@ def load_weights(model: nn.Module, state_dict: dict[str, torch.Tensor], *, fresh
         problems.append(
             f"unexpected keys ({len(unexpected)}): {', '.join(unexpected[:12])}{' ...' if len(unexpected) > 12 else ''}"
         )
+    shapes: list[str] = []
     patch = own["patch_embed.proj.weight"].shape[-1] if "patch_embed.proj.weight" in own else 0
     for key, value in incoming.items():
         if key not in own or own[key].shape == value.shape:
             continue
-        if key in _HEAD_KEYS:
-            problems.append(
-                f"{key}: the checkpoint's head has {value.shape[0]} classes, the model's {own[key].shape[0]}; pass "
-                f"num_classes={value.shape[0]} to keep it, or fresh_head=True to fine-tune a new head"
-            )
-        else:
-            problems.append(_shape_problem(key, own[key].shape, value.shape, patch))
+        problem = _shape_problem(key, own[key].shape, value.shape, patch)
+        if problem not in shapes:
+            shapes.append(problem)
+    # A width change resizes every tensor: name the first few, count the rest.
+    generic = [p for p in shapes if p.endswith(_GENERIC_HINT)]
+    if len(generic) > _MAX_GENERIC:
+        shown = set(generic[:_MAX_GENERIC])
+        shapes = [p for p in shapes if p in shown or not p.endswith(_GENERIC_HINT)]
+        shapes.append(f"... and {len(generic) - _MAX_GENERIC} more tensors of another shape")
+    problems += shapes
     if problems:
         raise CheckpointError("checkpoint does not fit the model:\n  - " + "\n  - ".join(problems))
     model.load_state_dict(incoming, strict=not fresh_head)
