@@ -113,6 +113,9 @@ def test_infer_config_reads_the_architecture_from_shapes(tiny_official):
     state, _ = read_checkpoint(tiny_official[1])
     expected = {"embed_dim": 32, "depth": 2, "patch_size": 4, "img_size": 16, "in_chans": 3, "num_classes": 10}
     assert infer_config(state) == {**expected, "mlp_ratio": 4.0}
+    del state["blocks.0.token_mix.op.weight"]
+    with pytest.raises(CheckpointError, match=r"cannot infer the architecture.*blocks\.0\.token_mix\.op\.weight"):
+        infer_config(state)
 
 
 # ---- DINO ----

@@ -34,7 +34,18 @@ def read_checkpoint(
 
 
 def infer_config(state_dict: dict[str, torch.Tensor]) -> dict[str, Any]:
-    """Architecture fields recoverable from tensor shapes (square token grid assumed for the image size)."""
+    """Architecture fields recoverable from tensor shapes (square token grid assumed for the image size).
+
+    Args:
+        state_dict: Weights in this library's layout (what ``read_checkpoint`` returns).
+    """
+    needed = ("patch_embed.proj.weight", "blocks.0.token_mix.op.weight", "blocks.0.channel_mix.op.fc1.weight")
+    absent = [k for k in needed if k not in state_dict]
+    if absent:
+        raise CheckpointError(
+            f"cannot infer the architecture: the weights lack {absent}; pass a full ResMLP state dict in the "
+            "resmlp layout (resmlp.checkpoint.to_resmlp converts deit and timm ones)"
+        )
     proj = state_dict["patch_embed.proj.weight"]
     embed_dim, in_chans, patch, _ = proj.shape
     depth = 1 + max(int(m.group(1)) for k in state_dict if (m := re.match(r"blocks\.(\d+)\.", k)))
