@@ -65,6 +65,7 @@ def save_resolved_config(recipe: Any, output_dir: str | os.PathLike) -> Path:
     if yaml_load(text) != to_plain(recipe) and "nan" not in text:
         raise RuntimeError(f"resolved config does not read back identically:\n{text}")
     fd, tmp = tempfile.mkstemp(prefix=".config.", suffix=".yaml.tmp", dir=output_dir)
+    os.chmod(tmp, 0o644)  # mkstemp creates 0600; the config is meant to be read by people and tools
     with os.fdopen(fd, "w") as handle:
         handle.write(text)
         handle.flush()
