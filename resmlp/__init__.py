@@ -7,6 +7,7 @@ the layers in ``resmlp.layers``. Depends on torch only.
 from .checkpoint import CheckpointError, read_checkpoint, save_model
 from .config import ResMLPConfig, drop_path_rates, layerscale_init_for_depth
 from .factory import create_model
+from .fuse import fuse
 from .model import ResMLP
 from .registry import get_config, list_models, register_config
 
@@ -18,6 +19,7 @@ __all__ = [
     "ResMLPConfig",
     "create_model",
     "drop_path_rates",
+    "fuse",
     "get_config",
     "layerscale_init_for_depth",
     "list_models",

@@ -50,7 +50,7 @@ class ResMLP(nn.Module):
     # ---- the timm backbone contract ----
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Images (B, C, H, W) -> tokens (B, N, D) after the final Affine."""
-        return self.norm(self.blocks(self.patch_embed(x)))
+        return self.norm(self._blocks_token_major(x).transpose(0, 1).contiguous())
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         """Tokens (B, N, D) -> logits (B, classes), or the pooled (B, D) features when ``pre_logits``."""
@@ -58,7 +58,16 @@ class ResMLP(nn.Module):
         return x if pre_logits else self.head(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
+        """Images (B, C, H, W) -> logits (B, classes); equal to ``forward_head(forward_features(x))``."""
+        # Pool before the final Affine (it commutes with the mean), straight from the token-major layout.
+        return self.head(self.norm(self._blocks_token_major(x).mean(dim=0)))
+
+    def _blocks_token_major(self, x: torch.Tensor) -> torch.Tensor:
+        """Images -> token-major tokens (N, B, D) after the last block: the fast path (see ``layers.folding``)."""
+        x = self.patch_embed.forward_token_major(x)
+        for block in self.blocks:
+            x = block.forward_token_major(x)
+        return x
 
     def forward_intermediates(
         self, x: torch.Tensor, indices: list[int] | None = None
@@ -67,12 +76,12 @@ class ResMLP(nn.Module):
         depth = len(self.blocks)
         wanted = set(range(depth)) if indices is None else {i % depth for i in indices}
         outputs = []
-        x = self.patch_embed(x)
+        x = self.patch_embed.forward_token_major(x)
         for i, block in enumerate(self.blocks):
-            x = block(x)
+            x = block.forward_token_major(x)
             if i in wanted:
-                outputs.append(x)
-        return self.norm(x), outputs
+                outputs.append(x.transpose(0, 1).contiguous())
+        return self.norm(x.transpose(0, 1).contiguous()), outputs
 
     def get_classifier(self) -> nn.Module:
         return self.head

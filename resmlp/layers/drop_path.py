@@ -19,13 +19,22 @@ class DropPath(nn.Module):
             raise ValueError(f"drop_prob must be in [0, 1), got {drop_prob}")
         self.drop_prob = drop_prob
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def keep_mask(self, x: torch.Tensor, batch_dim: int = 0) -> torch.Tensor | None:
+        """The rescaled per-sample mask for ``x`` whose samples lie along ``batch_dim``; None when it is the identity.
+
+        The token-major fast path (samples along dim 1) multiplies its branch by this mask itself.
+        """
         if self.drop_prob == 0.0 or not self.training:
-            return x
+            return None
         keep_prob = 1.0 - self.drop_prob
         # One Bernoulli draw per sample, broadcast over every other dimension.
-        mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep_prob)
-        return x * mask.div_(keep_prob)
+        shape = [1] * x.ndim
+        shape[batch_dim] = x.shape[batch_dim]
+        return x.new_empty(shape).bernoulli_(keep_prob).div_(keep_prob)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mask = self.keep_mask(x)
+        return x if mask is None else x * mask
 
     def extra_repr(self) -> str:
         return f"drop_prob={self.drop_prob:g}"

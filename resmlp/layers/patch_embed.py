@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .gemm import compute_dtype, linear
+
 
 class PatchEmbed(nn.Module):
     """Cut an image into p x p patches and project each to ``embed_dim`` channels: (B, C, H, W) -> (B, N, D).
@@ -44,3 +46,17 @@ class PatchEmbed(nn.Module):
         # (B, C, rows, p, cols, p) -> (B, rows, cols, C, p, p) -> (B, N, C*p*p): the conv's receptive fields.
         patches = x.reshape(batch, chans, rows, p, cols, p).permute(0, 2, 4, 1, 3, 5).reshape(batch, rows * cols, -1)
         return F.linear(patches, self.proj.weight.reshape(self.proj.out_channels, -1), self.proj.bias)
+
+    def forward_token_major(self, x: torch.Tensor) -> torch.Tensor:
+        """Images (B, C, H, W) -> token-major tokens (N, B, D), written in that layout by the one matrix product."""
+        self.check_input(x)
+        batch, chans, _, _ = x.shape
+        rows, cols = self.grid_size
+        p = self.patch_size
+        dtype = compute_dtype(x)
+        # (B, C, rows, p, cols, p) -> (rows, cols, B, C, p, p) -> (N * B, C*p*p): patch rows in token-major order.
+        patches = x.to(dtype).reshape(batch, chans, rows, p, cols, p).permute(2, 4, 0, 1, 3, 5)
+        patches = patches.reshape(rows * cols * batch, -1)
+        weight = self.proj.weight.reshape(self.proj.out_channels, -1).to(dtype)
+        bias = None if self.proj.bias is None else self.proj.bias.to(dtype)
+        return linear(patches, weight, bias).view(rows * cols, batch, -1)
