@@ -23,11 +23,12 @@ def main() -> None:
     total = accelerator.reduce(value, reduction="sum").item()
     world = dist.get_world_size() if dist.is_initialized() else 1
     backend = dist.get_backend() if dist.is_initialized() else "none"
-    print(
+    # One write per line: the processes share the launcher's stdout, and print() writes the newline separately.
+    sys.stdout.write(
         f"PROBE rank={accelerator.process_index} world={world} processes={accelerator.num_processes} "
-        f"sum={total} backend={backend}",
-        flush=True,
+        f"sum={total} backend={backend}\n"
     )
+    sys.stdout.flush()
     accelerator.wait_for_everyone()
     accelerator.end_training()
     if dist.is_initialized():
