@@ -151,8 +151,10 @@ def test_export_final_model_loads_with_create_model(tmp_path, accelerator):
 
 
 def run_tiny(output_dir: Path, *overrides: str) -> subprocess.CompletedProcess:
-    command = [sys.executable, str(REPO / "tests/scripts/tiny_train.py"), "--output-dir", str(output_dir), *overrides]
-    return subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=REPO)
+    script = str(REPO / "tests/scripts/tiny_train.py")
+    command = [sys.executable, script, "--output-dir", str(output_dir), "run.tensorboard=false", *overrides]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=REPO, env=env)
 
 
 @pytest.mark.slow

@@ -15,7 +15,9 @@ Only the main process manages files; every process calls ``save``/``resume`` (th
     ckpt = CheckpointManager(output_dir / "checkpoints", accelerator, keep_last=cfg.run.keep_last, extra_objects=[ema])
     start = ckpt.resume(cfg.run.resume)          # after accelerator.prepare(...); Position(step, epoch, batch)
     for epoch in range(start.epoch, epochs):
-        loader = accelerator.skip_first_batches(train_loader, start.batch) if epoch == start.epoch else train_loader
+        train_loader.set_epoch(epoch)  # the prepared loader: its own epoch counter restarts at 0 after a resume
+        first = start.batch if epoch == start.epoch else 0
+        loader = accelerator.skip_first_batches(train_loader, first) if first else train_loader
         ...
         ckpt.save(step, epoch, batch=i + 1)      # every run.save_every_steps: resume continues after batch i
     ckpt.save(step, epoch + 1)                   # at each epoch end: resume starts the next epoch
@@ -28,6 +30,7 @@ import json
 import os
 import shutil
 import time
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -191,6 +194,14 @@ class CheckpointManager:
             return Position()
         self.accelerator.load_state(str(path))
         data = json.loads((path / POSITION_FILE).read_text())
+        saved_by = data.get("num_processes", self.accelerator.num_processes)
+        if saved_by != self.accelerator.num_processes and data["batch"]:
+            warnings.warn(
+                f"{path} was written by {saved_by} processes and is resumed by {self.accelerator.num_processes}: "
+                f"the rest of epoch {data['epoch']} is sharded differently, so some samples of it may be seen twice "
+                "or skipped (epoch-end checkpoints have no such issue)",
+                stacklevel=2,
+            )
         self.accelerator.wait_for_everyone()
         return Position(int(data["step"]), int(data["epoch"]), int(data["batch"]), dict(data.get("extra", {})), path)
 
