@@ -29,8 +29,14 @@ class ShardedTrainSampler(Sampler[tuple[int, int]]):
     """Shuffled, optionally repeated, order of a dataset, split across ranks by striding.
 
     Per epoch the global sequence is: a permutation of the indices (seeded by ``seed`` and the epoch), each index
-    repeated ``repeats`` times in a row, truncated to the epoch length, then padded by wrapping around to a
-    multiple of ``num_replicas``. Rank ``r`` takes positions ``r, r + world, r + 2 * world, ...``.
+    repeated ``repeats`` times in a row, truncated to the epoch length and then to a multiple of ``num_replicas``.
+    Rank ``r`` takes positions ``r, r + world, r + 2 * world, ...``.
+
+    Truncating (rather than padding, as ``DistributedSampler`` does) means no image is ever drawn twice by
+    padding, and the number of full batches, ``floor(floor(L / world) / batch) = floor(L / (world * batch))``, is
+    the same for one process with batch ``world * batch`` as for ``world`` processes with ``batch``. At most
+    ``world - 1`` images of the shuffled order (different ones every epoch) are left out of an epoch; with a
+    dataset whose size is a multiple of the world size, each epoch covers every image exactly once.
 
     Args:
         num_samples: Length of the dataset.
@@ -63,6 +69,8 @@ class ShardedTrainSampler(Sampler[tuple[int, int]]):
             raise ValueError(f"repeats must be >= 1, got {repeats}")
         if epoch_length not in ("dataset", "repeated"):
             raise ValueError(f"epoch_length must be 'dataset' or 'repeated', got {epoch_length!r}")
+        if num_samples < num_replicas:
+            raise ValueError(f"{num_samples} training images cannot be shared by {num_replicas} processes")
         self.num_samples = num_samples
         self.num_replicas = num_replicas
         self.rank = rank
@@ -82,8 +90,8 @@ class ShardedTrainSampler(Sampler[tuple[int, int]]):
 
     @property
     def samples_per_rank(self) -> int:
-        """Samples each rank draws in a full epoch (the padded global length divided by the world size)."""
-        return -(-self.global_length // self.num_replicas)
+        """Samples each rank draws in a full epoch."""
+        return self.global_length // self.num_replicas
 
     def set_epoch(self, epoch: int, start: int = 0) -> None:
         """Select the epoch's order; ``start`` skips this rank's first samples (resuming inside an epoch)."""
@@ -93,15 +101,14 @@ class ShardedTrainSampler(Sampler[tuple[int, int]]):
         self.start = start
 
     def global_order(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
-        """The epoch's ``(indices, augmentation seeds)`` over all ranks, padded; independent of the world size."""
+        """The epoch's ``(indices, augmentation seeds)`` over all ranks; a prefix of a world-size-free sequence."""
         rng = np.random.default_rng([self.seed, epoch])
         order = rng.permutation(self.num_samples) if self.shuffle else np.arange(self.num_samples)
         order = np.repeat(order, self.repeats)[: self.global_length]
         # One seed per position: the copies of a repeated image get different augmentations.
         seeds = rng.integers(0, 2**63 - 1, size=len(order), dtype=np.int64)
-        padded = self.samples_per_rank * self.num_replicas
-        wrap = np.arange(padded) % len(order)
-        return order[wrap], seeds[wrap]
+        used = self.samples_per_rank * self.num_replicas
+        return order[:used], seeds[:used]
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         indices, seeds = self.global_order(self.epoch)

@@ -45,7 +45,7 @@ def build_train_transform(
         scale=tuple(augment.crop_scale),
         ratio=tuple(augment.crop_aspect),
         hflip=augment.hflip,
-        color_jitter=augment.color_jitter,
+        color_jitter=augment.color_jitter or None,  # 0 would still add a (no-op) ColorJitter
         auto_augment=augment.rand_augment or None,
         interpolation=augment.interpolation,
         re_prob=augment.random_erasing,

@@ -1,0 +1,173 @@
+"""evaluate(): top-1/top-5 on a model whose outputs we control, ReaL and ImageNet-V2 labels, the command line."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+import resmlp
+from vision.data import DataError, ImageNetV2Folder, load_real_labels, real_top1
+from vision.data.folders import CheckedImageFolder
+from vision.evaluate import evaluate, main
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class RankedLogits(nn.Module):
+    """Logits that place the true class of sample ``i`` at rank ``ranks[i]`` (the input is the sample index)."""
+
+    def __init__(self, targets: list[int], ranks: list[int], num_classes: int) -> None:
+        super().__init__()
+        table = torch.zeros(len(targets), num_classes)
+        for i, (target, rank) in enumerate(zip(targets, ranks)):
+            others = [c for c in range(num_classes) if c != target]
+            order = others[:rank] + [target] + others[rank:]
+            table[i, order] = torch.arange(num_classes, 0, -1, dtype=torch.float32)  # first = highest score
+        self.register_buffer("table", table)
+
+    def forward(self, index: torch.Tensor) -> torch.Tensor:
+        return self.table[index]
+
+
+class IndexDataset(Dataset):
+    def __init__(self, targets: list[int]) -> None:
+        self.targets = targets
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, i: int) -> tuple[int, int]:
+        return i, self.targets[i]
+
+
+TARGETS = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]
+RANKS = [0, 0, 0, 0, 1, 4, 4, 5, 9, 2]  # top-1 hits: 4 of 10; top-5 hits: 8 of 10
+
+
+def test_top1_top5_on_controlled_outputs() -> None:
+    model = RankedLogits(TARGETS, RANKS, num_classes=10).train()
+    results = evaluate(model, DataLoader(IndexDataset(TARGETS), batch_size=3))
+    assert results["top1"] == pytest.approx(40.0) and results["top5"] == pytest.approx(80.0)
+    assert results["images"] == 10 and model.training  # the previous mode is restored
+
+
+def test_loss_and_top5_with_fewer_than_five_classes() -> None:
+    model = RankedLogits([0, 1, 2], [1, 2, 0], num_classes=3)
+    results = evaluate(model, DataLoader(IndexDataset([0, 1, 2]), batch_size=2))
+    assert results["top1"] == pytest.approx(100 / 3) and results["top5"] == 100.0  # top-5 = top-3 here
+    uniform = nn.Linear(1, 4)
+    nn.init.zeros_(uniform.weight), nn.init.zeros_(uniform.bias)
+    loader = [(torch.ones(2, 1), torch.tensor([0, 3]))]
+    assert evaluate(uniform, loader)["loss"] == pytest.approx(torch.log(torch.tensor(4.0)).item())
+
+
+def test_unreadable_images_marked_minus_one_are_skipped() -> None:
+    targets = [0, 1, -1, 3]
+    model = RankedLogits([0, 1, 0, 3], [0, 1, 0, 0], num_classes=5)
+    results = evaluate(model, DataLoader(IndexDataset(targets), batch_size=4))
+    assert results["images"] == 3 and results["skipped"] == 1 and results["top1"] == pytest.approx(200 / 3)
+
+
+def _gather_worker(rank: int, port: int, out: str) -> None:
+    os.environ.update(
+        RANK=str(rank),
+        LOCAL_RANK=str(rank),
+        WORLD_SIZE="2",
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        ACCELERATE_USE_CPU="1",
+    )
+    from accelerate import Accelerator
+
+    accelerator = Accelerator(cpu=True)
+    model = RankedLogits(TARGETS[:7], RANKS[:7], num_classes=10)
+    loader = accelerator.prepare(DataLoader(IndexDataset(TARGETS[:7]), batch_size=2))
+    results = evaluate(model, loader, accelerator)
+    Path(out, f"rank{rank}.json").write_text(json.dumps(results))
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+
+
+def test_two_processes_count_every_validation_image_once(tmp_path: Path) -> None:
+    # 7 images over 2 processes with batch 2: accelerate pads the last batch; gather_for_metrics drops the pad.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    context = multiprocessing.get_context("spawn")  # fork after torch started threads can deadlock
+    workers = [context.Process(target=_gather_worker, args=(r, port, str(tmp_path))) for r in range(2)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(120)
+    assert [w.exitcode for w in workers] == [0, 0]
+    for rank in range(2):
+        results = json.loads((tmp_path / f"rank{rank}.json").read_text())
+        assert results["images"] == 7  # top-1 hits among the first 7: ranks 0, 0, 0, 0, 1, 4, 4
+        assert results["top1"] == pytest.approx(400 / 7) and results["top5"] == pytest.approx(100.0)
+
+
+def _image(path: Path, value: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (4, 4), (value, value, value)).save(path)
+
+
+def test_real_labels_follow_file_names_not_folder_order(tmp_path: Path) -> None:
+    # Files in sorted name order: a.png (folder z), b.png (folder y), c.png (folder y), d.png (folder z).
+    for folder, name in (("z", "a"), ("y", "b"), ("y", "c"), ("z", "d")):
+        _image(tmp_path / "val" / folder / f"{name}.png", 0)
+    real = tmp_path / "real.json"
+    real.write_text(json.dumps([[1], [2, 3], [], [4]]))  # for a, b, c, d
+    dataset = CheckedImageFolder(tmp_path / "val")  # dataset order: y/b, y/c, z/a, z/d
+    aligned = load_real_labels(real, [p for p, _ in dataset.samples])
+    assert aligned == [[2, 3], [], [1], [4]]
+    accuracy, counted = real_top1([3, 0, 1, 0], aligned)  # b right, c skipped (no label), a right, d wrong
+    assert counted == 3 and accuracy == pytest.approx(200 / 3)
+    real.write_text(json.dumps([[1], [2]]))
+    with pytest.raises(DataError, match="2 entries but the validation set has 4 images"):
+        load_real_labels(real, [p for p, _ in dataset.samples])
+
+
+def test_imagenetv2_labels_reach_the_metrics(tmp_path: Path) -> None:
+    for k in range(12):
+        _image(tmp_path / str(k) / f"{k}.jpeg", value=20 * k)
+    dataset = ImageNetV2Folder(tmp_path, transform=lambda im: torch.tensor(im.getpixel((0, 0))[0] // 20))
+    model = RankedLogits(list(range(12)), [0] * 12, num_classes=12)  # predicts class k for brightness 20 k
+    assert evaluate(model, DataLoader(dataset, batch_size=5))["top1"] == 100.0
+
+
+def test_cli_evaluates_a_saved_checkpoint_on_digits(tmp_path: Path) -> None:
+    checkpoint = resmlp.save_model(resmlp.create_model("resmlp_tiny"), tmp_path / "tiny.pth")
+    out = tmp_path / "metrics.json"
+    command = [sys.executable, "-m", "vision.evaluate", "--checkpoint", str(checkpoint), "--data", "digits"]
+    command += ["--json", str(out), "--num-workers", "0", "--crop-ratio", "0.9"]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    metrics = json.loads(out.read_text())
+    assert metrics["images"] == 359 and 0 <= metrics["top1"] <= metrics["top5"] <= 100
+    assert "top1" in done.stdout and metrics["crop_ratio"] == 0.9
+
+
+def test_cli_bad_paths_exit_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    checkpoint = resmlp.save_model(resmlp.create_model("resmlp_tiny"), tmp_path / "tiny.pth")
+    cases = [
+        (["--checkpoint", str(tmp_path / "missing.pth"), "--data", "digits"], "checkpoint not found"),
+        (["--checkpoint", str(checkpoint), "--data", f"imagenet:{tmp_path / 'nope'}"], "data folder not found"),
+        (["--checkpoint", str(checkpoint), "--data", f"cifar10:{tmp_path}"], "cifar10 not found"),
+        (["--checkpoint", str(checkpoint), "--data", "procedural"], "says 10 classes but the data has 12"),
+    ]
+    for argv, message in cases:
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and message in err and err.count("\n") == 1, err
