@@ -41,7 +41,8 @@ def knn_evaluate(
 
     The bank stays on the device of ``train_features`` (CPU is fine); test chunks are moved there. A k larger than
     the bank is clipped to the bank size with a warning; the result is still keyed by the k asked for. Peak extra
-    memory is about ``chunk_size * len(train_features)`` floats plus a normalised copy of the bank.
+    memory is about ``chunk_size * len(train_features)`` similarities; the bank is not copied (unless it must be
+    converted to float32).
     """
     _check_inputs(train_features, train_labels, test_features, test_labels, ks, temperature, chunk_size)
     if num_classes is None:
@@ -55,7 +56,10 @@ def knn_evaluate(
         if used < k:
             warnings.warn(f"k={k} is larger than the bank of {bank_size} train features; using k={used}", stacklevel=2)
     device = train_features.device
-    bank = F.normalize(train_features.float(), dim=1)
+    # Normalise through a vector of inverse norms applied to the similarities, not a normalised copy of the bank:
+    # the bank is by far the largest tensor (77 MB for 50,000 x 384, 2 GB for ImageNet at ResMLP-S width).
+    bank = train_features.float()  # no copy when already float32
+    inverse_norms = bank.norm(dim=1).clamp_min(1e-12).reciprocal()
     bank_labels = train_labels.to(device=device, dtype=torch.long)
     k_max = max(clipped.values())
     top = min(5, num_classes)
@@ -63,7 +67,7 @@ def knn_evaluate(
     for start in range(0, test_features.shape[0], chunk_size):
         queries = F.normalize(test_features[start : start + chunk_size].to(device=device, dtype=torch.float32), dim=1)
         targets = test_labels[start : start + chunk_size].to(device=device, dtype=torch.long)
-        similarity, neighbours = (queries @ bank.t()).topk(k_max, dim=1, largest=True, sorted=True)
+        similarity, neighbours = (queries @ bank.t()).mul_(inverse_norms).topk(k_max, dim=1, largest=True, sorted=True)
         votes = similarity.div_(temperature).exp_()
         neighbour_labels = bank_labels[neighbours]
         for k in ks:
