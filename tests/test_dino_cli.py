@@ -123,6 +123,7 @@ def test_linear_probe_separates_separable_features():
     assert metrics["top1"] == 100.0 and metrics["top5"] == 100.0
 
 
+@pytest.mark.slow  # three Python processes import torch: about 15 s on 2 cores
 def test_knn_command_under_two_processes_gathers_without_duplicates(tmp_path):
     """torchrun, 2 CPU processes: 359 val images in batches of 64 leave an uneven last batch that accelerate pads."""
     ckpt = tmp_path / "tiny.pth"
@@ -146,3 +147,37 @@ def test_knn_command_under_two_processes_gathers_without_duplicates(tmp_path):
     assert two[0].shape == (DIGITS_TRAIN, 32) and two[2].shape == (DIGITS_VAL, 32)
     for a, b in zip(one[:4], two[:4]):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_knn_command_on_an_image_folder(tmp_path):
+    from PIL import Image
+
+    rng = torch.Generator().manual_seed(0)
+    for split, per_class in (("train", 4), ("val", 2)):
+        for label, shade in (("dark", 40), ("light", 215)):
+            folder = tmp_path / "data" / split / label
+            folder.mkdir(parents=True)
+            for i in range(per_class):
+                pixels = (shade + 20 * torch.randn(20, 20, 3, generator=rng)).clamp(0, 255).to(torch.uint8).numpy()
+                Image.fromarray(pixels).save(folder / f"{i}.png")
+    args = ["--random-init", "--arch", "resmlp_tiny", "--data", str(tmp_path / "data"), "--nb-knn", "3"]
+    results = knn.main(args + ["--dump-features", str(tmp_path / "f")])
+    train_x, _, test_x, _, num_classes = load_features(tmp_path / "f")
+    assert (len(train_x), len(test_x), num_classes) == (8, 4, 2)
+    assert results[3][0] == 100.0  # dark and light images are far apart even for random features
+
+
+def test_timm_backbone_loads_from_a_dino_checkpoint(tmp_path):
+    from ssl_dino.backbone import build_backbone
+    from ssl_dino.pretrained import load_backbone
+
+    torch.manual_seed(0)
+    source = build_backbone("test_resnet")
+    path = tmp_path / "dino_resnet.pth"
+    torch.save({"teacher": {f"backbone.{k}": v for k, v in source.state_dict().items()}, "epoch": 1}, path)
+    loaded = load_backbone(path, arch="test_resnet")
+    assert not loaded.training and not any(p.requires_grad for p in loaded.parameters())
+    for key, value in source.state_dict().items():
+        torch.testing.assert_close(loaded.state_dict()[key], value)
+    with pytest.raises(ValueError, match="does not fit"):
+        load_backbone(path, arch="test_vit")
