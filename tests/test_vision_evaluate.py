@@ -93,7 +93,8 @@ def _gather_worker(rank: int, port: int, out: str) -> None:
     accelerator = Accelerator(cpu=True)
     model = RankedLogits(TARGETS[:7], RANKS[:7], num_classes=10)
     loader = accelerator.prepare(DataLoader(IndexDataset(TARGETS[:7]), batch_size=2))
-    results = evaluate(model, loader, accelerator)
+    # ReaL labels equal to the targets: ReaL top-1 equals top-1 only if the gathered predictions keep dataset order.
+    results = evaluate(model, loader, accelerator, real_labels=[[t] for t in TARGETS[:7]])
     Path(out, f"rank{rank}.json").write_text(json.dumps(results))
     accelerator.wait_for_everyone()
     accelerator.end_training()
@@ -115,6 +116,7 @@ def test_two_processes_count_every_validation_image_once(tmp_path: Path) -> None
         results = json.loads((tmp_path / f"rank{rank}.json").read_text())
         assert results["images"] == 7  # top-1 hits among the first 7: ranks 0, 0, 0, 0, 1, 4, 4
         assert results["top1"] == pytest.approx(400 / 7) and results["top5"] == pytest.approx(100.0)
+        assert results["real_top1"] == pytest.approx(400 / 7) and results["real_images"] == 7
 
 
 def _image(path: Path, value: int) -> None:

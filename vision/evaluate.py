@@ -136,7 +136,7 @@ def build_eval_loader(
     transform = build_eval_transform(img_size=img_size, crop_ratio=crop_ratio, mean=mean, std=std)
     dataset = build_dataset(data, "val", transform)
     if config.num_classes:
-        check_num_classes(config.num_classes, dataset, f"the model in the checkpoint ({config.num_classes} outputs)")
+        check_num_classes(config.num_classes, dataset, "the model in the checkpoint")
     return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
 
 

@@ -28,6 +28,7 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
+from timm.loss import SoftTargetCrossEntropy
 from torch import Tensor, nn
 
 from .config import AugmentConfig, DistillConfig
@@ -44,13 +45,14 @@ class SupervisedLoss:
         if not 0.0 <= label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must lie in [0, 1), got {label_smoothing}")
         self.label_smoothing = label_smoothing
+        self._soft = SoftTargetCrossEntropy()
 
     def base(self, logits: Tensor, targets: Tensor) -> Tensor:
         """The mean supervised cross-entropy of a batch."""
         if targets.is_floating_point():  # soft targets (B, C)
             if targets.shape != logits.shape:
                 raise ValueError(f"soft targets of shape {tuple(targets.shape)} for logits {tuple(logits.shape)}")
-            return torch.sum(-targets * F.log_softmax(logits, dim=-1), dim=-1).mean()
+            return self._soft(logits, targets)
         return F.cross_entropy(logits, targets, label_smoothing=self.label_smoothing)
 
     def __call__(self, logits: Tensor, targets: Tensor, images: Tensor | None = None) -> dict:

@@ -38,13 +38,15 @@ class SeededSamples(Dataset):
         if not isinstance(key, tuple):
             return self.dataset[key]
         index, seed = key
-        saved = random.getstate(), np.random.get_state(), torch.random.get_rng_state()
+        # Only the CPU torch generator: torch.manual_seed would also reseed the CUDA generators of the loop.
+        cpu = torch.default_generator
+        saved = random.getstate(), np.random.get_state(), cpu.get_state()
         try:
             random.seed(seed)
             np.random.seed(seed % 2**32)
-            torch.manual_seed(seed)
+            cpu.manual_seed(seed)
             return self.dataset[index]
         finally:
             random.setstate(saved[0])
             np.random.set_state(saved[1])
-            torch.random.set_rng_state(saved[2])
+            cpu.set_state(saved[2])
