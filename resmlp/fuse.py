@@ -22,6 +22,7 @@ from .layers.folding import (
     fold_classifier,
     fold_token_mixing,
     token_mixing,
+    token_mixing_workspace,
 )
 from .layers.gemm import compute_dtype, linear
 from .layers.patch_embed import PatchEmbed
@@ -66,9 +67,9 @@ class FusedBlock(nn.Module):
         self.token_mix = _CastCache(TokenMixingWeights._fields, token)
         self.channel_mix = _CastCache(ChannelMLPWeights._fields, channel)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = token_mixing(x, TokenMixingWeights(*self.token_mix.tensors(x.dtype)))
-        return channel_mlp(x, ChannelMLPWeights(*self.channel_mix.tensors(x.dtype)))
+    def forward(self, x: torch.Tensor, workspace: torch.Tensor | None = None) -> torch.Tensor:
+        x = token_mixing(x, TokenMixingWeights(*self.token_mix.tensors(x.dtype)), workspace=workspace)
+        return channel_mlp(x, ChannelMLPWeights(*self.channel_mix.tensors(x.dtype)), inplace=True)
 
 
 class FusedResMLP(nn.Module):
@@ -103,8 +104,9 @@ class FusedResMLP(nn.Module):
     def _tokens(self, x: torch.Tensor) -> torch.Tensor:
         """Images (B, C, H, W) -> token-major tokens (N, B, D) after the last block, before the final Affine."""
         x = self.patch_embed.forward_token_major(x)
+        workspace = token_mixing_workspace(x)
         for block in self.blocks:
-            x = block(x)
+            x = block(x, workspace)
         return x
 
     def _classify(self, pooled: torch.Tensor) -> torch.Tensor:

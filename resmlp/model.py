@@ -14,6 +14,7 @@ from torch import nn
 
 from .config import ResMLPConfig
 from .layers import Affine, PatchEmbed, ResMLPBlock
+from .layers.folding import token_mixing_workspace
 
 
 class ResMLP(nn.Module):
@@ -65,8 +66,9 @@ class ResMLP(nn.Module):
     def _blocks_token_major(self, x: torch.Tensor) -> torch.Tensor:
         """Images -> token-major tokens (N, B, D) after the last block: the fast path (see ``layers.folding``)."""
         x = self.patch_embed.forward_token_major(x)
+        workspace = token_mixing_workspace(x)
         for block in self.blocks:
-            x = block.forward_token_major(x)
+            x = block.forward_token_major(x, workspace)
         return x
 
     def forward_intermediates(
@@ -77,8 +79,9 @@ class ResMLP(nn.Module):
         wanted = set(range(depth)) if indices is None else {i % depth for i in indices}
         outputs = []
         x = self.patch_embed.forward_token_major(x)
+        workspace = token_mixing_workspace(x)
         for i, block in enumerate(self.blocks):
-            x = block.forward_token_major(x)
+            x = block.forward_token_major(x, workspace)
             if i in wanted:
                 outputs.append(x.transpose(0, 1).contiguous())
         return self.norm(x.transpose(0, 1).contiguous()), outputs

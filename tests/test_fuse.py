@@ -7,6 +7,7 @@ import resmlp
 from resmlp import create_model
 from resmlp.flops import count_macs, model_stats
 from resmlp.fuse import FusedResMLP
+from resmlp.layers import gemm
 from resmlp.layers.gemm import left_matmul, linear
 
 
@@ -179,3 +180,17 @@ def test_macs_are_counted_on_a_cpu_model_too():
     model = create_model("resmlp_tiny")
     _, meta_macs = model_stats("resmlp_tiny")
     assert count_macs(model, (1, 3, 16, 16)) == meta_macs > 0
+
+
+def test_chunked_inference_mlp_matches_plain_formulation(monkeypatch):
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(300, 8, generator=gen)
+    w1, b1, w2, b2 = (torch.randn(s, generator=gen) for s in [(32, 8), (32,), (8, 32), (8,)])
+    expected = x + torch.nn.functional.linear(torch.nn.functional.gelu(torch.nn.functional.linear(x, w1, b1)), w2, b2)
+    # 64 rows per chunk: four full chunks and a ragged one of 44 rows.
+    monkeypatch.setattr(gemm, "MLP_CHUNK_BYTES", 64 * 32 * 4)
+    with torch.no_grad():
+        out = gemm.mlp_residual_(x.clone(), w1, b1, w2, b2)
+    assert_rel_close(out, expected, 1e-5)
+    with pytest.raises(RuntimeError, match="gradients disabled"):
+        gemm.mlp_residual_(x.clone().requires_grad_(), w1, b1, w2, b2)

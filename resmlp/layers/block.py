@@ -46,17 +46,18 @@ class ResMLPBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.channel_mix(self.token_mix(x))
 
-    def forward_token_major(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_token_major(self, x: torch.Tensor, workspace: torch.Tensor | None = None) -> torch.Tensor:
         """The same block on token-major tokens (N, B, C), in the folded form of ``resmlp.layers.folding``.
 
         Mathematically equal to ``forward`` (and tested to be), but it runs the Affine and LayerScale inside the
         linear layers' weights, so each sublayer is one matrix product plus at most one elementwise pass. This is
         the training and inference path of ``ResMLP``; the weights are re-folded on every call, so gradients
-        reach the usual parameters.
+        reach the usual parameters. ``workspace``: see ``folding.token_mixing``.
         """
         keep = self.token_mix.drop_path.keep_mask(x, batch_dim=1)
-        x = token_mixing(x, fold_token_mixing(self.token_mix), keep)
+        x = token_mixing(x, fold_token_mixing(self.token_mix), keep, workspace=workspace)
         keep = self.channel_mix.drop_path.keep_mask(x, batch_dim=1)
         drop = self.channel_mix.op.drop
         dropout = drop if self.training and isinstance(drop, nn.Dropout) else None
-        return channel_mlp(x, fold_channel_mlp(self.channel_mix), keep, dropout)
+        # x is the fresh output of token_mixing, so inference may overwrite it.
+        return channel_mlp(x, fold_channel_mlp(self.channel_mix), keep, dropout, inplace=True)

@@ -26,7 +26,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from .gemm import autocast_disabled, left_matmul, linear
+from .gemm import autocast_disabled, left_matmul, linear, mlp_residual_, needs_grad
 from .residual import PreAffineResidual
 
 
@@ -88,19 +88,30 @@ def fold_classifier(norm: nn.Module, head: nn.Linear) -> tuple[torch.Tensor, tor
         return head.weight * norm.alpha, torch.addmv(head.bias, head.weight, norm.beta)
 
 
-def token_mixing(x: torch.Tensor, w: TokenMixingWeights, keep: torch.Tensor | None = None) -> torch.Tensor:
-    """The token-mixing sublayer on token-major ``x`` (N, B, C); ``keep`` is a (1, B, 1) drop-path mask or None."""
+def token_mixing(
+    x: torch.Tensor,
+    w: TokenMixingWeights,
+    keep: torch.Tensor | None = None,
+    *,
+    workspace: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The token-mixing sublayer on token-major ``x`` (N, B, C); ``keep`` is a (1, B, 1) drop-path mask or None.
+
+    ``workspace`` is an optional (N + 1, B, C) buffer that inference may reuse for the scaled copy of ``x``, so a
+    stack of blocks allocates it once (a fresh multi-megabyte buffer per block costs page faults).
+    """
     tokens, batch, chans = x.shape
     scale, shift, gain, matrix = (None if t is None else t.to(x.dtype) for t in w)
     extra = 0 if gain is None else 1
-    needs_grad = torch.is_grad_enabled() and (x.requires_grad or scale.requires_grad or matrix.requires_grad)
-    if needs_grad or torch.compiler.is_compiling():
+    if needs_grad(x, scale, matrix) or torch.compiler.is_compiling():
         v = torch.addcmul(shift, x, scale)
         if gain is not None:
             v = torch.cat([v, gain.expand(1, batch, chans)])
     else:
         # Inference writes the scaled copy and the bias row straight into one buffer: no concatenation copy.
-        v = x.new_empty(tokens + extra, batch, chans)
+        shape = (tokens + extra, batch, chans)
+        usable = workspace is not None and workspace.shape == shape and workspace.dtype == x.dtype
+        v = workspace if usable else x.new_empty(shape)
         torch.addcmul(shift, x, scale, out=v[:tokens])
         if gain is not None:
             v[tokens] = gain
@@ -110,16 +121,33 @@ def token_mixing(x: torch.Tensor, w: TokenMixingWeights, keep: torch.Tensor | No
     return torch.addcmul(x, left_matmul(matrix, v).view(tokens, batch, chans), keep)
 
 
+def token_mixing_workspace(x: torch.Tensor) -> torch.Tensor | None:
+    """A reusable ``workspace`` for ``token_mixing`` on tokens like ``x`` (N, B, C), or None when training."""
+    if needs_grad(x) or torch.compiler.is_compiling():
+        return None
+    tokens, batch, chans = x.shape
+    return x.new_empty(tokens + 1, batch, chans)
+
+
 def channel_mlp(
     x: torch.Tensor,
     w: ChannelMLPWeights,
     keep: torch.Tensor | None = None,
     dropout: nn.Module | None = None,
+    *,
+    inplace: bool = False,
 ) -> torch.Tensor:
-    """The channel-MLP sublayer on token-major ``x`` (N, B, C); ``dropout`` acts after each linear (training)."""
+    """The channel-MLP sublayer on token-major ``x`` (N, B, C); ``dropout`` acts after each linear (training).
+
+    ``inplace=True`` lets inference (no gradients, no drop path, no dropout) overwrite ``x`` with the result,
+    which runs the MLP in cache-sized chunks of rows (``gemm.mlp_residual_``).
+    """
     tokens, batch, chans = x.shape
     fc1_weight, fc1_bias, fc2_weight, fc2_bias = (t.to(x.dtype) for t in w)
     rows = x.view(tokens * batch, chans)
+    plain_inference = keep is None and dropout is None and not torch.compiler.is_compiling()
+    if inplace and plain_inference and not needs_grad(x, *w):
+        return mlp_residual_(rows, fc1_weight, fc1_bias, fc2_weight, fc2_bias).view(tokens, batch, chans)
     hidden = linear(rows, fc1_weight, fc1_bias, gelu=True)
     if keep is None and dropout is None:
         return linear(hidden, fc2_weight, fc2_bias, residual=rows).view(tokens, batch, chans)
