@@ -33,7 +33,7 @@ class _CastCache(nn.Module):
     """Holds folded tensors as buffers and hands them out in a compute dtype, casting each dtype only once.
 
     The casts (for example the bf16 copies used under autocast) are cached per dtype and dropped whenever the
-    module is moved or converted (``.to``, ``.cuda``, ``.half`` ...), so they always match the buffers.
+    module is moved, converted (``.to``, ``.cuda``, ``.half`` ...) or loaded, so they always match the buffers.
     """
 
     def __init__(self, names: tuple[str, ...], tensors: tuple[torch.Tensor | None, ...]) -> None:
@@ -57,6 +57,10 @@ class _CastCache(nn.Module):
     def _apply(self, fn, recurse=True):
         self._casts = {}
         return super()._apply(fn, recurse)
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        self._casts = {}
+        return super()._load_from_state_dict(*args, **kwargs)
 
 
 class FusedBlock(nn.Module):

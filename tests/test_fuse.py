@@ -89,8 +89,12 @@ def test_fused_bf16_autocast_computes_in_bf16_with_cached_weights():
     assert out.dtype == torch.bfloat16 and all(t.dtype == torch.bfloat16 for t in cached)
     assert_rel_close(out, expected, 3e-2)
     assert torch.equal(out, again)
-    # Moving the module drops the casts, so they never go stale.
+    # Moving or loading the module drops the casts, so they never go stale.
     fused.to(torch.float32)
+    assert fused.blocks[0].channel_mix._casts == {}
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        fused(x)
+    fused.load_state_dict(resmlp.fuse(randomise(create_model("resmlp_mini"), seed=5)).state_dict())
     assert fused.blocks[0].channel_mix._casts == {}
 
 
