@@ -1,19 +1,26 @@
-"""The typed configuration of the seq2seq ResMLP: one dataclass, fairseq's transformer flag names where they mean
-the same thing, and its conversion from whatever fairseq hands the model (argparse Namespace or DictConfig)."""
+"""The typed configuration of the seq2seq ResMLP and the fairseq-facing options derived from it.
+
+``ResMLPSeq2SeqConfig`` holds every option with its real default (the paper's ResMLP-6). fairseq, however, fills a
+model's dataclass defaults into its config *before* an ``--arch`` preset runs when training through
+fairseq-hydra-train, which would silently turn ``_name: resmlp_tiny`` into ResMLP-6. So the dataclass registered with
+fairseq, ``ResMLPSeq2SeqArgs``, is derived from it with every default ``None`` ("not set"): presets fill what is
+unset, and ``resolve_config`` fills the rest from ``ResMLPSeq2SeqConfig``. The same order holds for fairseq-train.
+"""
 
 # No `from __future__ import annotations`: fairseq reads the field types at runtime.
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Optional
 
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 
 SUBLAYER_NORM_CHOICES = ChoiceEnum(["affine", "layernorm"])
 POSITIONAL_EMBEDDING_CHOICES = ChoiceEnum(["none", "sinusoidal", "learned"])
+TOKEN_MIXING_INIT_CHOICES = ChoiceEnum(["trunc_normal", "identity", "mean"])
 
 
-@dataclass
-class ResMLPSeq2SeqConfig(FairseqDataclass):
+@dataclass(frozen=True)
+class ResMLPSeq2SeqConfig:
     """Every option of the ``resmlp`` model. The defaults are the paper's ResMLP-6 for WMT14 en-de.
 
     Field names follow fairseq's ``TransformerConfig`` (``--encoder-embed-dim``, ``--dropout``, ...) so a
@@ -59,6 +66,10 @@ class ResMLPSeq2SeqConfig(FairseqDataclass):
         default="affine",
         metadata={"help": "pre-normalisation of every sublayer: ResMLP's Affine (default) or LayerNorm"},
     )
+    token_mixing_init: TOKEN_MIXING_INIT_CHOICES = field(  # type: ignore[valid-type]
+        default="trunc_normal",
+        metadata={"help": "init of the token-mixing matrices: ResMLP's trunc_normal(0.02), identity, or mean"},
+    )
     layerscale_init: float = field(default=0.2, metadata={"help": "LayerScale init of every residual branch"})
     drop_path: float = field(default=0.0, metadata={"help": "stochastic depth rate of every residual branch"})
 
@@ -86,20 +97,38 @@ class ResMLPSeq2SeqConfig(FairseqDataclass):
                     "--share-all-embeddings needs --encoder-embed-dim equal to --decoder-embed-dim, got "
                     f"{self.encoder_embed_dim} and {self.decoder_embed_dim}"
                 )
+        choices = {
+            "positional_embeddings": POSITIONAL_EMBEDDING_CHOICES,
+            "sublayer_norm": SUBLAYER_NORM_CHOICES,
+            "token_mixing_init": TOKEN_MIXING_INIT_CHOICES,
+        }
+        for name, enum in choices.items():
+            allowed = [c.value for c in enum]
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"--{name.replace('_', '-')} must be one of {allowed}, got {getattr(self, name)!r}")
         if not 0.0 <= self.drop_path < 1.0:
             raise ValueError(f"--drop-path must be in [0, 1), got {self.drop_path}")
 
 
-def resolve_config(cfg: Any) -> ResMLPSeq2SeqConfig:
-    """Build the typed config from fairseq's ``cfg.model`` (Namespace or DictConfig), filling missing fields.
+def _unset_by_default(config_cls: type) -> type:
+    """The fairseq dataclass: the same fields and help, typed Optional, defaulting to None (= not set)."""
+    fields = []
+    for f in dataclasses.fields(config_cls):
+        help_text = f"{f.metadata['help']} (default: {f.default})"
+        # typing.Optional, not `X | None`: fairseq's argparse generator only recognises the former.
+        optional = Optional[f.type]  # noqa: UP045
+        fields.append((f.name, optional, field(default=None, metadata={"help": help_text})))
+    return dataclasses.make_dataclass("ResMLPSeq2SeqArgs", fields, bases=(FairseqDataclass,))
 
-    fairseq-hydra-train hands the model only the keys a recipe wrote (the plugin is imported after hydra composes
-    the config), and old checkpoints may lack newer fields; both get the dataclass defaults here.
-    """
+
+ResMLPSeq2SeqArgs = _unset_by_default(ResMLPSeq2SeqConfig)
+
+
+def resolve_config(cfg: Any) -> ResMLPSeq2SeqConfig:
+    """The typed config from fairseq's ``cfg.model`` (Namespace or DictConfig): set values win, the rest (None or
+    absent, e.g. fields newer than a checkpoint) take the ``ResMLPSeq2SeqConfig`` defaults."""
     values = {}
     for f in dataclasses.fields(ResMLPSeq2SeqConfig):
-        if f.name.startswith("_"):
-            continue
         value = cfg.get(f.name, None) if hasattr(cfg, "get") else getattr(cfg, f.name, None)
         if value is not None:
             # ChoiceEnum values arrive as enum members from structured configs and as str from argparse.

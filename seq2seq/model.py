@@ -5,16 +5,19 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from fairseq.models import FairseqEncoderDecoderModel, register_model
 from fairseq.models.transformer import Embedding
 from torch import nn
 
-from .config import ResMLPSeq2SeqConfig, resolve_config
+from resmlp.layers import CrossPatchLinear
+
+from .config import ResMLPSeq2SeqArgs, ResMLPSeq2SeqConfig, resolve_config
 from .decoder import ResMLPDecoder
 from .encoder import ResMLPEncoder
 
 
-@register_model("resmlp", dataclass=ResMLPSeq2SeqConfig)
+@register_model("resmlp", dataclass=ResMLPSeq2SeqArgs)
 class ResMLPSeq2SeqModel(FairseqEncoderDecoderModel):
     """Encoder and decoder of ResMLP layers; the decoder keeps the transformer's encoder-decoder attention.
 
@@ -46,8 +49,28 @@ class ResMLPSeq2SeqModel(FairseqEncoderDecoderModel):
 
         encoder = ResMLPEncoder(config, src_dict, encoder_embed)
         decoder = ResMLPDecoder(config, tgt_dict, decoder_embed, output_projection)
-        return cls(config, encoder, decoder)
+        model = cls(config, encoder, decoder)
+        init_token_mixing(model, config.token_mixing_init)
+        return model
 
     def max_positions(self) -> tuple[int, int]:
         """Longest source and target: the sizes of the token-mixing matrices. fairseq filters longer pairs."""
         return (self.encoder.max_positions(), self.decoder.max_positions())
+
+
+def init_token_mixing(model: nn.Module, kind: str) -> None:
+    """Re-initialise every token-mixing matrix: ``trunc_normal`` keeps ResMLP's (std 0.02), ``identity`` starts as
+    a per-token copy, ``mean`` as the average over the allowed positions (the prefix, when causal)."""
+    if kind == "trunc_normal":
+        return
+    for module in model.modules():
+        if isinstance(module, CrossPatchLinear):
+            n = module.num_tokens
+            with torch.no_grad():
+                if kind == "identity":
+                    module.weight.copy_(torch.eye(n))
+                elif kind == "mean":
+                    allowed = torch.ones(n, n).tril() if module.causal else torch.ones(n, n)
+                    module.weight.copy_(allowed / allowed.sum(1, keepdim=True))
+                else:
+                    raise ValueError(f"--token-mixing-init must be trunc_normal, identity or mean, got {kind!r}")

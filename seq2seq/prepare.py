@@ -22,7 +22,7 @@ import sentencepiece as spm
 
 
 def train_sentencepiece(
-    text_files: list[Path], model_prefix: Path, vocab_size: int, *, model_type: str = "unigram"
+    text_files: list[Path], model_prefix: Path, vocab_size: int, *, model_type: str = "bpe"
 ) -> Path:
     """Train one joint model on both languages' training text; returns the ``.model`` path.
 
@@ -67,7 +67,7 @@ def prepare(
     validpref: str | None = None,
     testpref: str | None = None,
     vocab_size: int = 8000,
-    model_type: str = "unigram",
+    model_type: str = "bpe",
     preprocess_args: list[str] | None = None,
 ) -> Path:
     """Run the whole pipeline; returns ``destdir``. Raises if ``fairseq-preprocess`` fails (its log is shown)."""
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--testpref", default=None, help="comma-separated raw test prefixes")
     parser.add_argument("--destdir", required=True, help="output folder (binarised data, spm.model)")
     parser.add_argument("--vocab-size", type=int, default=8000, help="joint sentencepiece vocabulary size")
-    parser.add_argument("--model-type", default="unigram", choices=["unigram", "bpe"], help="sentencepiece model")
+    parser.add_argument("--model-type", default="bpe", choices=["unigram", "bpe"], help="sentencepiece model")
     args = parser.parse_args(argv)
     dest = prepare(
         source_lang=args.source_lang,
