@@ -104,3 +104,15 @@ def test_augment_config_rejects_bad_values() -> None:
         AugmentConfig(rand_augment="m9")
     with pytest.raises(ValueError, match="repeated_aug"):
         AugmentConfig(repeated_aug=0)
+
+
+def test_randaugment_posterize_to_zero_bits_gives_black_instead_of_crashing() -> None:
+    # Magnitude 10 without noise makes timm ask Pillow to keep 0 bits, which Pillow >= 12 refuses.
+    mean, std = normalization(None, 3)
+    transform = build_train_transform(AugmentConfig(rand_augment="rand-m10-mstd0-inc1"), img_size=8, mean=mean, std=std)
+    rand_augment = next(t for t in transform.transforms if type(t).__name__ == "RandAugment")
+    posterize = next(op for op in rand_augment.ops if op.name == "PosterizeIncreasing")
+    posterize.prob = 1.0
+    for mode, colour in (("RGB", (200, 100, 50)), ("L", 180)):
+        out = posterize(Image.new(mode, (8, 8), colour))
+        assert out.mode == mode and np.asarray(out).max() == 0

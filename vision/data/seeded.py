@@ -13,15 +13,15 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, get_worker_info
 
 
 class SeededSamples(Dataset):
     """Wrap ``dataset`` so that ``wrapped[(index, seed)]`` returns ``dataset[index]`` drawn under ``seed``.
 
-    The global generator states are restored afterwards, so loading in the main process (``num_workers=0``)
-    leaves the training loop's random streams (dropout, drop path, Mixup) untouched. A plain integer key
-    loads without seeding.
+    In the main process (``num_workers=0``) the global generator states are restored afterwards, so loading leaves
+    the training loop's random streams (dropout, drop path, Mixup) untouched; worker processes skip that (saving
+    NumPy's state costs more than the seeding). A plain integer key loads without seeding.
     """
 
     def __init__(self, dataset: Dataset) -> None:
@@ -38,15 +38,21 @@ class SeededSamples(Dataset):
         if not isinstance(key, tuple):
             return self.dataset[key]
         index, seed = key
+        if get_worker_info() is not None:  # a worker's generators serve only the data: no need to restore them
+            _seed_all(seed)
+            return self.dataset[index]
         # Only the CPU torch generator: torch.manual_seed would also reseed the CUDA generators of the loop.
-        cpu = torch.default_generator
-        saved = random.getstate(), np.random.get_state(), cpu.get_state()
+        saved = random.getstate(), np.random.get_state(), torch.default_generator.get_state()
         try:
-            random.seed(seed)
-            np.random.seed(seed % 2**32)
-            cpu.manual_seed(seed)
+            _seed_all(seed)
             return self.dataset[index]
         finally:
             random.setstate(saved[0])
             np.random.set_state(saved[1])
-            cpu.set_state(saved[2])
+            torch.default_generator.set_state(saved[2])
+
+
+def _seed_all(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.default_generator.manual_seed(seed)

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, create_transform
+from PIL import Image, ImageOps
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, auto_augment, create_transform
+from timm.data.auto_augment import RandAugment
 
 from ..config import AugmentConfig, DataConfig
 
@@ -39,7 +41,7 @@ def build_train_transform(
     augment: AugmentConfig, *, img_size: ImageSize, mean: tuple[float, ...], std: tuple[float, ...]
 ) -> Callable:
     """DeiT's training pipeline through timm, with each augmentation switchable in ``augment``."""
-    return create_transform(
+    transform = create_transform(
         img_size,
         is_training=True,
         scale=tuple(augment.crop_scale),
@@ -54,6 +56,31 @@ def build_train_transform(
         mean=mean,
         std=std,
     )
+    _allow_zero_bit_posterize(transform)
+    return transform
+
+
+def _posterize_keeping_zero_bits(image: Image.Image, bits_to_keep: int, **_) -> Image.Image:
+    """timm's posterize, with 0 bits meaning a black image as under the Pillow versions DeiT used."""
+    if bits_to_keep >= 8:
+        return image
+    if bits_to_keep <= 0:
+        return image.point([0] * 256 * len(image.getbands()))
+    return ImageOps.posterize(image, bits_to_keep)
+
+
+def _allow_zero_bit_posterize(transform: Callable) -> None:
+    """Make RandAugment's ``PosterizeIncreasing`` safe with Pillow >= 12.
+
+    timm maps magnitude 10 to "keep 0 bits" (``rand-m9-mstd0.5`` draws it about 2% of the time); Pillow now raises
+    "bits must be between or equal to 1 and 8" instead of returning a black image, which would crash a training
+    run within its first epoch. Only the ops of this transform are changed, never timm's module.
+    """
+    for step in getattr(transform, "transforms", []):
+        if isinstance(step, RandAugment):
+            for op in step.ops:
+                if op.aug_fn is auto_augment.posterize:
+                    op.aug_fn = _posterize_keeping_zero_bits
 
 
 def build_eval_transform(
