@@ -2,6 +2,7 @@
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -129,7 +130,10 @@ def test_knn_command_under_two_processes_gathers_without_duplicates(tmp_path):
     ckpt = tmp_path / "tiny.pth"
     torch.manual_seed(0)
     resmlp.save_model(resmlp.create_model("resmlp_tiny", num_classes=0), ckpt)  # our format, config inside
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29731"]
+    with socket.socket() as probe:  # a free port, not a fixed one that a concurrent test may hold
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", port]
     args = ["-m", "ssl_dino.knn", "--checkpoint", str(ckpt), "--nb-knn", "20", "--batch-size", "64"]
     env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
     run = subprocess.run(

@@ -87,3 +87,42 @@ def test_cancel_last_layer_grads_freezes_only_the_prototypes():
     for name, param in head.named_parameters():
         changed = not torch.equal(param, before[name])
         assert changed != ("last_layer" in name), name
+
+
+class ReferenceDINOHead(torch.nn.Module):
+    """facebookresearch/dino vision_transformer.DINOHead (use_bn=False), with the old-style weight norm."""
+
+    def __init__(self, in_dim, out_dim, norm_last_layer=True, nlayers=3, hidden_dim=2048, bottleneck_dim=256):
+        super().__init__()
+        layers = [torch.nn.Linear(in_dim, hidden_dim), torch.nn.GELU()]
+        for _ in range(nlayers - 2):
+            layers += [torch.nn.Linear(hidden_dim, hidden_dim), torch.nn.GELU()]
+        layers.append(torch.nn.Linear(hidden_dim, bottleneck_dim))
+        self.mlp = torch.nn.Sequential(*layers)
+        with pytest.warns(FutureWarning):  # deprecated in torch, still what the reference uses
+            self.last_layer = torch.nn.utils.weight_norm(torch.nn.Linear(bottleneck_dim, out_dim, bias=False))
+        self.last_layer.weight_g.data.fill_(1)
+        if norm_last_layer:
+            self.last_layer.weight_g.requires_grad = False
+
+    def forward(self, x):
+        x = self.mlp(x)
+        x = torch.nn.functional.normalize(x, dim=-1, p=2)
+        return self.last_layer(x)
+
+
+@pytest.mark.parametrize("norm_last_layer", [True, False])
+def test_same_function_and_gradients_as_the_reference_head(norm_last_layer):
+    torch.manual_seed(0)
+    reference = ReferenceDINOHead(12, 40, norm_last_layer=norm_last_layer, hidden_dim=24, bottleneck_dim=8)
+    ours = small_head(norm_last_layer=norm_last_layer)
+    ours.load_state_dict(reference.state_dict())  # weight_g / weight_v keys, mapped on load
+    x = torch.randn(5, 12)
+    torch.testing.assert_close(ours(x), reference(x))
+    ours(x).pow(2).sum().backward()
+    reference(x).pow(2).sum().backward()
+    torch.testing.assert_close(
+        ours.last_layer.parametrizations.weight.original1.grad, reference.last_layer.weight_v.grad
+    )
+    torch.testing.assert_close(ours.mlp[0].weight.grad, reference.mlp[0].weight.grad)
+    assert (ours.last_layer.parametrizations.weight.original0.grad is None) == norm_last_layer

@@ -2,6 +2,7 @@
 
 import math
 import multiprocessing as mp
+import socket
 
 import pytest
 import torch
@@ -28,6 +29,58 @@ def test_hand_computed_value_two_global_one_local():
     expected = (cross_entropy(t0, s1) + cross_entropy(t0, s2) + cross_entropy(t1, s0) + cross_entropy(t1, s2)) / 4
     loss = DINOLoss(2)(student, teacher, teacher_temp=0.1)
     assert loss.item() == pytest.approx(expected, rel=1e-6)
+
+
+class ReferenceDINOLoss(torch.nn.Module):
+    """facebookresearch/dino main_dino.DINOLoss, verbatim but for the all_reduce (one process: the identity)."""
+
+    def __init__(self, out_dim, ncrops, warmup_teacher_temp, teacher_temp, warmup_teacher_temp_epochs, nepochs):
+        super().__init__()
+        self.student_temp = 0.1
+        self.center_momentum = 0.9
+        self.ncrops = ncrops
+        self.register_buffer("center", torch.zeros(1, out_dim))
+        self.teacher_temp_schedule = torch.cat(
+            (
+                torch.linspace(warmup_teacher_temp, teacher_temp, warmup_teacher_temp_epochs),
+                torch.ones(nepochs - warmup_teacher_temp_epochs) * teacher_temp,
+            )
+        )
+
+    def forward(self, student_output, teacher_output, epoch):
+        student_out = (student_output / self.student_temp).chunk(self.ncrops)
+        temp = self.teacher_temp_schedule[epoch]
+        teacher_out = torch.softmax((teacher_output - self.center) / temp, dim=-1).detach().chunk(2)
+        total_loss, n_loss_terms = 0, 0
+        for iq, q in enumerate(teacher_out):
+            for v in range(len(student_out)):
+                if v == iq:
+                    continue
+                loss = torch.sum(-q * torch.nn.functional.log_softmax(student_out[v], dim=-1), dim=-1)
+                total_loss += loss.mean()
+                n_loss_terms += 1
+        total_loss /= n_loss_terms
+        batch_center = torch.sum(teacher_output, dim=0, keepdim=True) / len(teacher_output)
+        self.center = self.center * self.center_momentum + batch_center * (1 - self.center_momentum)
+        return total_loss
+
+
+def test_same_values_and_centre_as_the_reference_over_several_steps():
+    torch.manual_seed(0)
+    reference = ReferenceDINOLoss(
+        32, ncrops=6, warmup_teacher_temp=0.04, teacher_temp=0.07, warmup_teacher_temp_epochs=3, nepochs=5
+    )
+    ours = DINOLoss(32)
+    for epoch in range(5):
+        student = torch.randn(6 * 4, 32, requires_grad=True)
+        teacher = torch.randn(2 * 4, 32)
+        expected = reference(student, teacher, epoch)
+        value = ours(student, teacher, teacher_temp=float(reference.teacher_temp_schedule[epoch]))
+        torch.testing.assert_close(value, expected)
+        torch.testing.assert_close(ours.center, reference.center)
+        (grad,) = torch.autograd.grad(value, student)
+        (expected_grad,) = torch.autograd.grad(expected, student)
+        torch.testing.assert_close(grad, expected_grad)
 
 
 def test_same_view_pairs_are_skipped():
@@ -68,14 +121,16 @@ def _center_worker(rank: int, port: int, queue) -> None:
 def test_center_update_reduces_across_two_processes():
     # spawn, not fork: a forked child can deadlock on the parent's thread pools.
     ctx = mp.get_context("spawn")
-    port = 29000 + int(torch.randint(0, 900, ()))
+    with socket.socket() as probe:  # a port that is free now, rather than a fixed one other tests may hold
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
     queue = ctx.Queue()
     workers = [ctx.Process(target=_center_worker, args=(rank, port, queue)) for rank in (0, 1)]
     for worker in workers:
         worker.start()
-    centers = dict(queue.get(timeout=60) for _ in workers)
+    centers = dict(queue.get(timeout=240) for _ in workers)
     for worker in workers:
-        worker.join(timeout=60)
+        worker.join(timeout=240)
         assert worker.exitcode == 0
     global_mean = (4 * 1.0 + 6 * 2.0) / 10
     for rank in (0, 1):
