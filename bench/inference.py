@@ -25,6 +25,7 @@ import os
 import platform
 import statistics
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -138,6 +139,30 @@ def matmul_peak(dtype: torch.dtype, device: torch.device, *, size: int = 4096, i
     return rates[best], best
 
 
+class _Unfolded(torch.nn.Module):
+    """Our model run as the plain composition of its layers: (B, N, C) layout, Affine and LayerScale unfolded."""
+
+    def __init__(self, model: resmlp.ResMLP) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        m = self.model
+        return m.forward_head(m.norm(m.blocks(m.patch_embed(x))))
+
+
+class _WithoutOneDNN(_Unfolded):
+    """Our fast path with oneDNN disabled, so its products go to torch's default kernels (MKL on CPU)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # The backward of these ops is ordinary autograd (the oneDNN autograd functions are not used), so turning
+        # oneDNN off for the forward pass is enough.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a note about Intel GPUs that torch prints when the flags change
+            with torch.backends.mkldnn.flags(enabled=False):
+                return self.model(x)
+
+
 def _timm_resmlp_12() -> torch.nn.Module:
     try:
         import timm
@@ -161,6 +186,12 @@ def run(args: argparse.Namespace) -> dict:
 
     peaks = {name: matmul_peak(dtype, device) for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16))}
     infer = {"timm": timm_model, "ours": ours, "fused": fused}
+    train = {"timm": timm_model, "ours": ours}
+    if args.ablation:
+        # Where our speed comes from: the same weights without the folding and token-major layout, and the fast
+        # path with oneDNN switched off (torch's default CPU GEMM then serves every product).
+        infer.update({"ours-unfolded": _Unfolded(ours), "ours-no-onednn": _WithoutOneDNN(ours)})
+        train.update({"ours-unfolded": _Unfolded(ours), "ours-no-onednn": _WithoutOneDNN(ours)})
     settings = [("fp32", None), ("bf16", torch.bfloat16)]
     rates: dict[str, list[float]] = {}
     for _ in range(args.rounds):
@@ -171,7 +202,7 @@ def run(args: argparse.Namespace) -> dict:
                 )
                 rates.setdefault(f"infer {precision} {name}", []).append(rate)
         if args.train_iters:
-            for name, model in (("timm", timm_model), ("ours", ours)):
+            for name, model in train.items():
                 opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
                 rate = time_train_step(
                     model, opt, args.train_batch_size, 224, 1000, iters=args.train_iters, warmup=args.warmup
@@ -249,6 +280,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--batch-size", type=int, default=32, help="inference batch")
     parser.add_argument("--train-batch-size", type=int, default=16, help="training batch")
+    parser.add_argument("--ablation", action="store_true", help="also time our model unfolded and without oneDNN")
     parser.add_argument("--json", type=Path, default=None, help="also write the results to this JSON file")
     return parser.parse_args(argv)
 
