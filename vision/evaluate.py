@@ -135,8 +135,9 @@ def build_eval_loader(
     mean, std = normalization(data, config.in_chans)
     transform = build_eval_transform(img_size=img_size, crop_ratio=crop_ratio, mean=mean, std=std)
     dataset = build_dataset(data, "val", transform)
-    if config.num_classes:
-        check_num_classes(config.num_classes, dataset, "the model in the checkpoint")
+    if not config.num_classes:
+        raise CheckpointError("the model has no classifier head (a DINO or feature checkpoint); evaluate a classifier")
+    check_num_classes(config.num_classes, dataset, "the model in the checkpoint")
     return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
 
 
@@ -161,6 +162,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Evaluate a checkpoint from the command line; bad input exits with status 2 and a one-line error."""
     parser = _parser()
     args = parser.parse_args(argv)
     try:
