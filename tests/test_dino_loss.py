@@ -114,7 +114,8 @@ def _center_worker(rank: int, port: int, queue) -> None:
     rows = 4 if rank == 0 else 6  # uneven batches: the global mean must weight every row equally
     loss_fn = DINOLoss(3)
     loss_fn(torch.randn(rows, 3), torch.full((rows, 3), float(rank + 1)), 0.1)
-    queue.put((rank, loss_fn.center.clone()))
+    # A list, not a tensor: a tensor travels as a shared file descriptor that dies with this process.
+    queue.put((rank, loss_fn.center.tolist()))
     dist.destroy_process_group()
 
 
@@ -134,7 +135,7 @@ def test_center_update_reduces_across_two_processes():
         assert worker.exitcode == 0
     global_mean = (4 * 1.0 + 6 * 2.0) / 10
     for rank in (0, 1):
-        torch.testing.assert_close(centers[rank], torch.full((1, 3), 0.1 * global_mean))
+        torch.testing.assert_close(torch.tensor(centers[rank]), torch.full((1, 3), 0.1 * global_mean))
 
 
 def test_bad_shapes_say_what_is_expected():
