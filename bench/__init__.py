@@ -1,2 +1,2 @@
-"""Speed benchmarks, run from the repository root: ``python -m bench.inference`` (ResMLP-S12 plain and fused
-against timm's resmlp_12_224) and ``python -m bench.knn`` (DINO k-NN evaluation). Results: docs/benchmarks.md."""
+"""Speed benchmarks, each run from the repository root as ``python -m bench.<name>`` (for example
+``python -m bench.inference``); their results and exact commands are in docs/benchmarks.md."""

@@ -24,119 +24,23 @@ import json
 import os
 import platform
 import statistics
-import time
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 import resmlp
 from resmlp.flops import model_stats
+
+from .timing import CLOCKS, matmul_peak, time_inference, time_train_step
+
+__all__ = ["main", "matmul_peak", "run", "time_inference", "time_train_step"]
 
 GOALS = {  # name: (numerator, denominator, minimum ratio)
     "fp32 inference, fused / timm": ("infer fp32 fused", "infer fp32 timm", 1.3),
     "bf16 inference, fused / timm fp32": ("infer bf16 fused", "infer fp32 timm", 3.5),
     "training step, ours / timm": ("train fp32 ours", "train fp32 timm", 1.2),
 }
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
-    return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
-
-
-def _median_rate(step: Callable[[], object], device: torch.device, items: int, iters: int, warmup: int) -> float:
-    """Items per second of ``step``: the median over ``iters`` timed calls after ``warmup`` untimed ones."""
-    if iters < 1:
-        raise ValueError(f"iters must be >= 1, got {iters}")
-    for _ in range(warmup):
-        step()
-    _sync(device)
-    times = []
-    for _ in range(iters):
-        start = time.perf_counter()
-        step()
-        _sync(device)
-        times.append(time.perf_counter() - start)
-    return items / statistics.median(times)
-
-
-def _device_of(model: torch.nn.Module) -> torch.device:
-    tensor = next(model.parameters(), None)
-    if tensor is None:
-        tensor = next(model.buffers())
-    return tensor.device
-
-
-def time_inference(
-    model: torch.nn.Module,
-    batch_size: int,
-    image_size: int,
-    *,
-    iters: int,
-    warmup: int,
-    autocast_dtype: torch.dtype | None = None,
-) -> float:
-    """Inference images/s of ``model`` (eval mode, ``torch.inference_mode``) on random 3-channel images.
-
-    Runs on the model's device; ``autocast_dtype`` (e.g. ``torch.bfloat16``) runs it under autocast. The figure is
-    the median over ``iters`` timed forward passes after ``warmup`` untimed ones.
-    """
-    device = _device_of(model)
-    images = torch.randn(batch_size, 3, image_size, image_size, device=device)
-    model.eval()
-
-    def step() -> None:
-        with torch.inference_mode(), _autocast(device, autocast_dtype):
-            model(images)
-
-    return _median_rate(step, device, batch_size, iters, warmup)
-
-
-def time_train_step(
-    model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
-    batch_size: int,
-    image_size: int,
-    num_classes: int,
-    *,
-    iters: int,
-    warmup: int,
-) -> float:
-    """Training images/s: forward, cross-entropy, backward and one optimizer step per batch (median over iters)."""
-    device = _device_of(model)
-    gen = torch.Generator(device="cpu").manual_seed(0)
-    images = torch.randn(batch_size, 3, image_size, image_size, generator=gen).to(device)
-    labels = torch.randint(0, num_classes, (batch_size,), generator=gen).to(device)
-    model.train()
-
-    def step() -> None:
-        optimizer.zero_grad(set_to_none=True)
-        F.cross_entropy(model(images), labels).backward()
-        optimizer.step()
-
-    return _median_rate(step, device, batch_size, iters, warmup)
-
-
-def matmul_peak(dtype: torch.dtype, device: torch.device, *, size: int = 4096, iters: int = 5) -> tuple[float, str]:
-    """(FLOP/s, backend) of the faster of ``torch.matmul`` and oneDNN (CPU only) on a ``size``-cubed product."""
-    gen = torch.Generator(device="cpu").manual_seed(0)
-    a = torch.randn(size, size, generator=gen).to(device, dtype)
-    b = torch.randn(size, size, generator=gen).to(device, dtype)
-    flops = 2 * size**3
-    candidates = {"torch.matmul": lambda: torch.matmul(a, b)}
-    onednn = getattr(torch.ops.mkldnn, "_linear_pointwise", None)
-    if device.type == "cpu" and onednn is not None and torch.backends.mkldnn.is_available():
-        candidates["oneDNN"] = lambda: onednn(a, b, None, "none", [], "")  # a @ b^T: same cost
-    rates = {name: _median_rate(fn, device, flops, iters, 1) for name, fn in candidates.items()}
-    best = max(rates, key=rates.get)
-    return rates[best], best
 
 
 class _Unfolded(torch.nn.Module):
@@ -184,28 +88,32 @@ def run(args: argparse.Namespace) -> dict:
     fused = resmlp.fuse(ours.eval())
     _, macs = model_stats("resmlp_s12")  # per 224 px image; timm's resmlp_12_224 is the same network
 
-    peaks = {name: matmul_peak(dtype, device) for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16))}
+    clock = CLOCKS[args.clock]
+    precisions = (("fp32", torch.float32), ("bf16", torch.bfloat16))
+    peaks = {name: matmul_peak(dtype, device, clock=clock) for name, dtype in precisions}
     infer = {"timm": timm_model, "ours": ours, "fused": fused}
     train = {"timm": timm_model, "ours": ours}
+    ablation = {}
     if args.ablation:
-        # Where our speed comes from: the same weights without the folding and token-major layout, and the fast
-        # path with oneDNN switched off (torch's default CPU GEMM then serves every product).
-        infer.update({"ours-unfolded": _Unfolded(ours), "ours-no-onednn": _WithoutOneDNN(ours)})
-        train.update({"ours-unfolded": _Unfolded(ours), "ours-no-onednn": _WithoutOneDNN(ours)})
-    settings = [("fp32", None), ("bf16", torch.bfloat16)]
+        # Where our speed comes from (fp32 only): the same weights without the folding and token-major layout, and
+        # the fast path with oneDNN switched off (torch's default CPU GEMM then serves every product).
+        ablation = {"ours-unfolded": _Unfolded(ours), "ours-no-onednn": _WithoutOneDNN(ours)}
+        train.update(ablation)
+    settings = [("fp32", None, {**infer, **ablation}), ("bf16", torch.bfloat16, infer)]
     rates: dict[str, list[float]] = {}
     for _ in range(args.rounds):
-        for precision, dtype in settings:
-            for name, model in infer.items():
+        for precision, dtype, models in settings:
+            for name, model in models.items():
                 rate = time_inference(
-                    model, args.batch_size, 224, iters=args.iters, warmup=args.warmup, autocast_dtype=dtype
+                    model, args.batch_size, 224, iters=args.iters, warmup=args.warmup, autocast_dtype=dtype, clock=clock
                 )
                 rates.setdefault(f"infer {precision} {name}", []).append(rate)
         if args.train_iters:
             for name, model in train.items():
                 opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+                batch = args.train_batch_size
                 rate = time_train_step(
-                    model, opt, args.train_batch_size, 224, 1000, iters=args.train_iters, warmup=args.warmup
+                    model, opt, batch, 224, 1000, iters=args.train_iters, warmup=args.warmup, clock=clock
                 )
                 rates.setdefault(f"train fp32 {name}", []).append(rate)
     results = {}
@@ -251,7 +159,8 @@ def _cpu_name() -> str:
 def format_report(report: dict) -> str:
     """The printed table: one row per measurement, then the goals."""
     m = report["machine"]
-    lines = [f"{m['device']}, {m['threads']} threads, torch {m['torch']}, timm {m['timm']}"]
+    clock = report["settings"]["clock"]
+    lines = [f"{m['device']}, {m['threads']} threads, torch {m['torch']}, timm {m['timm']}, {clock} clock"]
     for precision, peak in report["matmul_peak_tflops"].items():
         lines.append(f"matmul peak {precision}: {peak['tflops'] * 1e3:.0f} GFLOP/s ({peak['backend']})")
     timm_fp32 = report["results"].get("infer fp32 timm", {}).get("images_per_s")
@@ -278,6 +187,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; figures are medians over rounds")
     parser.add_argument("--threads", type=int, default=0, help="torch.set_num_threads for every model (0: default)")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument(
+        "--clock",
+        choices=sorted(CLOCKS),
+        default="wall",
+        help="wall: elapsed time (the real throughput); cpu: process CPU time, which other jobs on a shared machine "
+        "disturb much less; use it with --threads 1, where it is images per core-second",
+    )
     parser.add_argument("--batch-size", type=int, default=32, help="inference batch")
     parser.add_argument("--train-batch-size", type=int, default=16, help="training batch")
     parser.add_argument("--ablation", action="store_true", help="also time our model unfolded and without oneDNN")
