@@ -14,12 +14,13 @@ checkpoints/, curves.png, and model.pth, the teacher backbone as plain weights f
 
 from __future__ import annotations
 
+import random
 import sys
 from pathlib import Path
 
 import torch
 from accelerate.utils import set_seed
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 import resmlp
 from trainkit import (
@@ -68,6 +69,35 @@ class EpochShuffle(Sampler):
         return self.size
 
 
+class SeededViews(Dataset):
+    """``dataset[i]`` with its random augmentation seeded by (seed, epoch, i), leaving the global RNGs untouched.
+
+    Augmentations then depend on nothing but the sample and the epoch: not on how many batches the prepared loader
+    fetched ahead (accelerate prefetches one, so a checkpoint's RNG state would otherwise miss that batch's draws and
+    a resumed run would differ), nor on the process count or the worker that loads the sample.
+    """
+
+    def __init__(self, dataset: Dataset, seed: int) -> None:
+        self.dataset, self.seed, self.epoch = dataset, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        sample_seed = (self.seed * 1_000_003 + self.epoch) * 10_000_019 + index
+        python_state = random.getstate()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(sample_seed)
+            random.seed(sample_seed)
+            try:
+                return self.dataset[index]
+            finally:
+                random.setstate(python_state)
+
+
 def build_student(cfg: DinoRecipe) -> MultiCropBackbone:
     """Backbone + DINO head + crop policy, checked together; ``SetupError`` says why a combination cannot work."""
     try:
@@ -112,7 +142,8 @@ def train(cfg: DinoRecipe, output_dir: Path) -> dict[str, float]:
     start_tracking(accelerator, cfg, run_name=output_dir.name)
 
     # ============ data, teacher, loss, optimiser ============
-    dataset = build_dataset(cfg.data.dataset, "train", policy.augmentation(), img_size=policy.global_size)
+    images = build_dataset(cfg.data.dataset, "train", policy.augmentation(), img_size=policy.global_size)
+    dataset = SeededViews(images, cfg.run.seed)
     loader = DataLoader(
         dataset,
         batch_size=cfg.run.batch_size,
@@ -171,6 +202,7 @@ def train(cfg: DinoRecipe, output_dir: Path) -> dict[str, float]:
     step, loss, warned_epoch = start.step, None, -1
     for epoch in range(start.epoch, last_epoch + 1):
         loader.set_epoch(epoch)  # on the prepared loader: its own epoch counter restarts at 0 after a resume
+        dataset.set_epoch(epoch)
         first = start.batch if epoch == start.epoch else 0
         batches = accelerator.skip_first_batches(loader, first) if first else loader
         student.train()
