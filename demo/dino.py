@@ -32,7 +32,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     args = parser.parse_args(argv)
     overrides = ["run.resume=off", "monitor.every_epochs=0"]
     if args.epochs is not None:
-        overrides.append(f"schedule.epochs={args.epochs}")
+        warmup = min(load_recipe(DinoRecipe, RECIPE).schedule.warmup_epochs, args.epochs)
+        overrides += [f"schedule.epochs={args.epochs}", f"schedule.warmup_epochs={warmup}"]
     cfg = load_recipe(DinoRecipe, RECIPE, overrides)
     out = args.out_dir / "dino_digits"
     if (out / "checkpoints").exists():  # a demo starts fresh each time
