@@ -47,7 +47,8 @@ ARCHITECTURES: dict[str, dict[str, Any]] = {
         decoder_attention_heads=4,
         layerscale_init=0.2,
     ),
-    # Sized like fairseq's transformer_tiny, for tests and the demo; short sentences keep the mixers small.
+    # Sized like fairseq's transformer_tiny, for tests and the demo; short sentences keep the mixers small. At this
+    # width and depth LayerScale 0.2 slows learning (built-in pair: 73.7 vs 85.7 BLEU after 300 updates), so 1.0.
     "resmlp_tiny": dict(
         encoder_embed_dim=64,
         encoder_ffn_embed_dim=64,
@@ -56,7 +57,7 @@ ARCHITECTURES: dict[str, dict[str, Any]] = {
         decoder_ffn_embed_dim=64,
         decoder_layers=2,
         decoder_attention_heads=2,
-        layerscale_init=0.2,
+        layerscale_init=1.0,
         max_source_positions=128,
         max_target_positions=128,
     ),

@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out-dir", default="outputs/demo/seq2seq", help="data, checkpoints and results.md")
     parser.add_argument("--train-size", type=int, default=6000, help="training sentence pairs")
-    parser.add_argument("--updates", type=int, default=250, help="training updates for each model (the budget)")
+    parser.add_argument("--updates", type=int, default=300, help="training updates for each model (the budget)")
     args = parser.parse_args(argv)
 
     start = time.perf_counter()
@@ -29,9 +29,10 @@ def main(argv: list[str] | None = None) -> None:
     data_dir = make_synthetic_data(work_dir, sizes, vocab_size=400)
     budget = Budget(max_update=args.updates)
     results = []
-    for name, arch_args in CONTENDERS.items():
-        print(f"[seq2seq demo] fairseq-train {' '.join(arch_args)} ({budget.max_update} updates) ...", flush=True)
-        results.append(train_and_evaluate(name, arch_args, data_dir, work_dir, budget))
+    for contender in CONTENDERS:
+        flags = " ".join(contender.arch_args)
+        print(f"[seq2seq demo] fairseq-train {flags} --lr {contender.lr} ({budget.max_update} updates) ...", flush=True)
+        results.append(train_and_evaluate(contender, data_dir, work_dir, budget))
     table = results_table(results)
     (work_dir / "results.md").write_text(table + "\n", encoding="utf-8")
     print(f"\nTest BLEU after {budget.max_update} updates of {budget.max_tokens} tokens, beam {budget.beam}:\n")

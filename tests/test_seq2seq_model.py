@@ -90,7 +90,11 @@ def test_decoder_token_mixing_is_causal(plugin, task):
 
 @pytest.mark.parametrize(
     "options",
-    [{}, {"positional_embeddings": "sinusoidal", "sublayer_norm": "layernorm"}, {"positional_embeddings": "learned"}],
+    [
+        {"positional_embeddings": "none"},
+        {"sublayer_norm": "layernorm"},  # with the default sinusoidal positions
+        {"positional_embeddings": "learned", "token_mixing_init": "mean"},
+    ],
 )
 def test_incremental_decoding_equals_full_pass_and_skips_the_prefix(plugin, task, options):
     model = build(task, **options)
@@ -147,6 +151,20 @@ def test_beam_search_reorders_the_cache(plugin, task, monkeypatch):
     # The check has teeth: without reordering the cache, beam search goes wrong.
     monkeypatch.setattr(type(model.decoder.layers[0]), "reorder_incremental_state", lambda self, state, order: None)
     assert best(generate(model, task, src, 4, incremental=True)) != reference
+
+
+@pytest.mark.parametrize("kind", ["identity", "mean"])
+def test_token_mixing_init_options(plugin, task, kind):
+    cfg = OmegaConf.create({"_name": "resmlp_tiny", "max_source_positions": 5, "token_mixing_init": kind})
+    model = fairseq_models.build_model(cfg, task)
+    encoder_mix = model.encoder.layers[0].token_mixing.op.mix
+    decoder_mix = model.decoder.layers[0].token_mixing.op.mix
+    if kind == "identity":
+        torch.testing.assert_close(encoder_mix.weight, torch.eye(5))
+    else:
+        torch.testing.assert_close(encoder_mix.weight, torch.full((5, 5), 0.2))
+        row = decoder_mix.mixing_matrix(4)[2]  # position 2 averages positions 0, 1 and 2
+        torch.testing.assert_close(row, torch.tensor([1 / 3, 1 / 3, 1 / 3, 0.0]))
 
 
 def test_over_long_input_is_refused_with_the_fix(plugin, task):
