@@ -69,7 +69,8 @@ def assert_same_weights(a: Path, b: Path, atol: float = 0.0) -> None:
 
 def test_digits_run_learns_and_writes_its_outputs(tmp_path):
     out = tmp_path / "run"
-    run_python(out, "schedule.epochs=4", "schedule.warmup_epochs=1", "augment.mixup=0.0", "augment.cutmix=0.0")
+    learn = ["schedule.epochs=4", "schedule.warmup_epochs=1", "optim.lr=4e-3", "optim.lr_reference_batch=16"]
+    run_python(out, *learn, "augment.mixup=0.0", "augment.cutmix=0.0")
     evals = [r for r in read_jsonl(out / "metrics.jsonl") if "top1" in r]
     assert [r["epoch"] for r in evals] == [0, 1, 2, 3]
     assert all({"epoch", "step", "top1", "top5", "loss"} <= r.keys() for r in evals)

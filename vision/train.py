@@ -20,6 +20,7 @@ from trainkit import (
     CheckpointManager,
     MetricsLogger,
     ProgressBar,
+    RecipeError,
     build_accelerator,
     build_ema,
     build_optimizer,
@@ -150,7 +151,10 @@ def resmlp_img_size(cfg: VisionRecipe) -> int | tuple[int, int]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    cli = parse_command_line(VisionRecipe, argv, prog="vision.train")
+    try:
+        cli = parse_command_line(VisionRecipe, argv, prog="vision.train")
+    except RecipeError as err:
+        raise SystemExit(f"vision.train: error: {err}") from None
     train(cli.recipe, cli.output_dir)
 
 

@@ -115,9 +115,20 @@ def build_loaders(
         )
     pin = torch.cuda.is_available()
     common = {"num_workers": num_workers, "pin_memory": pin, "persistent_workers": num_workers > 0}
+    # Own generators: creating an iterator of a loader without one draws from the global torch RNG, so a resumed
+    # run (which creates one iterator more, mid-epoch) would drift from an uninterrupted one.
     # drop_last: Mixup needs full, even batches, and every rank must take the same number of steps.
-    train = DataLoader(SeededSamples(train_set), batch_size=batch_size, sampler=sampler, drop_last=True, **common)
+    train = DataLoader(
+        SeededSamples(train_set),
+        batch_size=batch_size,
+        sampler=sampler,
+        drop_last=True,
+        generator=torch.Generator(),
+        **common,
+    )
     eval_batch = evaluation.batch_size or math.ceil(1.5 * batch_size)  # DeiT evaluates with 1.5x the batch
-    val = DataLoader(val_set, batch_size=eval_batch, shuffle=False, drop_last=False, **common)
+    val = DataLoader(
+        val_set, batch_size=eval_batch, shuffle=False, drop_last=False, generator=torch.Generator(), **common
+    )
     mixup = build_mixup(augment, len(train_set.classes))
     return VisionLoaders(train, val, sampler, mixup, len(train_set.classes), in_chans, batch_size)
