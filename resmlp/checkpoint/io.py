@@ -163,6 +163,10 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
             torch.save(obj, handle)
             handle.flush()
             os.fsync(handle.fileno())
+        # mkstemp creates the file readable by its owner only; give it the permissions a plain open() would.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -173,8 +177,8 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
 def save_model(model: nn.Module, path: str | os.PathLike, *, layout: str = "resmlp") -> Path:
     """Save ``model`` atomically.
 
-    ``layout="resmlp"`` writes our format (weights plus config, what ``create_model(checkpoint=...)`` reads
-    without a preset); ``"timm"`` and ``"deit"`` write a raw state dict that timm's ``resmlp_*_224`` or the
+    ``layout="resmlp"`` writes our format (weights plus config: ``create_model(name, checkpoint=...)`` rebuilds
+    the saved configuration, image size and classes included); ``"timm"`` and ``"deit"`` write a raw state dict that timm's ``resmlp_*_224`` or the
     official deit ``resmlp_*`` load with ``load_state_dict`` directly.
     """
     if layout not in LAYOUTS:
