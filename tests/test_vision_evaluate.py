@@ -6,8 +6,6 @@ import json
 import multiprocessing
 import os
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,8 +18,6 @@ import resmlp
 from vision.data import DataError, ImageNetV2Folder, load_real_labels, real_top1
 from vision.data.folders import CheckedImageFolder
 from vision.evaluate import evaluate, main
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 class RankedLogits(nn.Module):
@@ -148,16 +144,16 @@ def test_imagenetv2_labels_reach_the_metrics(tmp_path: Path) -> None:
     assert evaluate(model, DataLoader(dataset, batch_size=5))["top1"] == 100.0
 
 
-def test_cli_evaluates_a_saved_checkpoint_on_digits(tmp_path: Path) -> None:
+def test_cli_evaluates_a_saved_checkpoint_on_digits(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # In-process main() runs the whole command line (argparse, loading, data, metrics, JSON); `python -m
+    # vision.evaluate` only adds `sys.exit(main())`, and a subprocess would cost the suite seconds of imports.
     checkpoint = resmlp.save_model(resmlp.create_model("resmlp_tiny"), tmp_path / "tiny.pth")
     out = tmp_path / "metrics.json"
-    command = [sys.executable, "-m", "vision.evaluate", "--checkpoint", str(checkpoint), "--data", "digits"]
-    command += ["--json", str(out), "--num-workers", "0", "--crop-ratio", "0.9"]
-    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
+    argv = ["--checkpoint", str(checkpoint), "--data", "digits", "--json", str(out), "--num-workers", "0"]
+    assert main([*argv, "--crop-ratio", "0.9"]) == 0
     metrics = json.loads(out.read_text())
     assert metrics["images"] == 359 and 0 <= metrics["top1"] <= metrics["top5"] <= 100
-    assert "top1" in done.stdout and metrics["crop_ratio"] == 0.9
+    assert "digits: images 359 | top1" in capsys.readouterr().out and metrics["crop_ratio"] == 0.9
 
 
 def test_cli_bad_paths_exit_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
