@@ -8,8 +8,9 @@ Every model trains with the same data, updates, token budget, optimiser, schedul
 peak learning rate of the same grid; each model's rate is chosen on validation loss (never on the test set) and
 its test BLEU reported. "Matched size" is matched dimensions as in the paper (d, FFN, layers: ResMLP then has fewer
 parameters, since token mixing is smaller than self-attention); a ResMLP with 3 + 3 layers matches the transformer's
-parameter count instead. Speed is measured again in alternating rounds (one model, then the other, ...), so that a
-machine shared with other jobs slows both alike; medians are reported.
+parameter count instead. Each fairseq process uses one thread (OMP_NUM_THREADS=1 unless set). Speed is measured
+again in alternating rounds (one model, then the other, ...), so that a machine shared with other jobs slows both
+alike; medians are reported.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ if not __package__:
 
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
+import os  # noqa: E402
 import statistics  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -81,14 +83,16 @@ def goals(name: str, bleu: dict[str, float], speeds: dict[str, tuple[float, floa
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out-dir", default="outputs/bench/seq2seq")
-    parser.add_argument("--train-size", type=int, default=20000, help="training sentence pairs")
+    parser.add_argument("--train-size", type=int, default=10000, help="training sentence pairs")
     parser.add_argument("--test-size", type=int, default=500, help="test sentence pairs")
     parser.add_argument("--vocab-size", type=int, default=400, help="joint sentencepiece vocabulary")
-    parser.add_argument("--updates", type=int, default=400, help="training updates of every run")
+    parser.add_argument("--updates", type=int, default=300, help="training updates of every run")
     parser.add_argument("--lr-grid", default="0.005,0.01,0.02", help="peak learning rates tried for every model")
     parser.add_argument("--speed-rounds", type=int, default=3, help="alternating speed rounds (0: skip)")
-    parser.add_argument("--speed-updates", type=int, default=60, help="updates of each speed-round training run")
+    parser.add_argument("--speed-updates", type=int, default=40, help="updates of each speed-round training run")
     args = parser.parse_args(argv)
+    # One thread per fairseq process unless the caller chose: stable numbers on a machine shared with other jobs.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
     work_dir = Path(args.out_dir)
     sizes = {"train": args.train_size, "valid": 300, "test": args.test_size}

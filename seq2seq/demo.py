@@ -9,6 +9,7 @@ the real fairseq tools (``fairseq-preprocess``, ``fairseq-train``, ``fairseq-gen
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
@@ -21,6 +22,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--train-size", type=int, default=6000, help="training sentence pairs")
     parser.add_argument("--updates", type=int, default=300, help="training updates for each model (the budget)")
     args = parser.parse_args(argv)
+    # One thread per fairseq process unless the caller chose: the models are tiny, and on a shared machine
+    # oversubscribed OpenMP threads spin and slow every job (here: 4x slower training at load 8 on 2 cores).
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
     start = time.perf_counter()
     work_dir = Path(args.out_dir)

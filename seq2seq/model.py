@@ -25,9 +25,9 @@ class ResMLPSeq2SeqModel(FairseqEncoderDecoderModel):
     ``fairseq-train data-bin --user-dir $(python -m seq2seq.user_dir) --arch resmlp_iwslt_de_en ...``.
     """
 
-    def __init__(self, cfg: ResMLPSeq2SeqConfig, encoder: ResMLPEncoder, decoder: ResMLPDecoder) -> None:
+    def __init__(self, config: ResMLPSeq2SeqConfig, encoder: ResMLPEncoder, decoder: ResMLPDecoder) -> None:
         super().__init__(encoder, decoder)
-        self.cfg = cfg
+        self.config = config  # the resolved, typed options (fairseq's own cfg object may lack defaults)
 
     @classmethod
     def build_model(cls, cfg: Any, task) -> ResMLPSeq2SeqModel:

@@ -29,10 +29,12 @@ LONG_SOURCE = " ".join(["the big dog sees a small cat"] * 12)  # about 90 tokens
 
 
 @pytest.fixture(scope="module", autouse=True)
-def no_unsafe_load_override():
-    """The checkpoints must load under torch's safe default, so make sure nothing switches it off."""
+def tool_environment():
+    """The checkpoints must load under torch's safe default, so make sure nothing switches it off. One thread per
+    tool: the models are tiny, and test runs share the machine (oversubscribed threads spin and slow everyone)."""
     with pytest.MonkeyPatch.context() as patch:
         patch.delenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", raising=False)
+        patch.setenv("OMP_NUM_THREADS", "1")
         yield
 
 

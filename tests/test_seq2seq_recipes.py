@@ -18,7 +18,7 @@ from hydra import compose, initialize_config_dir  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
 # fairseq's hydra set-up relies on hydra 1.1's schema matching, which hydra 1.3 warns about on every compose.
-pytestmark = pytest.mark.filterwarnings("ignore:.*is validated against ConfigStore schema")
+pytestmark = pytest.mark.filterwarnings(r"ignore:\s*'\w+' is validated against ConfigStore schema")
 RECIPES = Path(__file__).resolve().parents[1] / "recipes" / "seq2seq"
 # recipe -> (preset, layers per side, FFN width, optimiser class)
 EXPECTED = {
