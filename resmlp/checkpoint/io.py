@@ -178,8 +178,8 @@ def save_model(model: nn.Module, path: str | os.PathLike, *, layout: str = "resm
     """Save ``model`` atomically.
 
     ``layout="resmlp"`` writes our format (weights plus config: ``create_model(name, checkpoint=...)`` rebuilds
-    the saved configuration, image size and classes included); ``"timm"`` and ``"deit"`` write a raw state dict that timm's ``resmlp_*_224`` or the
-    official deit ``resmlp_*`` load with ``load_state_dict`` directly.
+    the saved configuration, image size and classes included); ``"timm"`` and ``"deit"`` write a raw state dict
+    that timm's ``resmlp_*_224`` or the official deit ``resmlp_*`` load with ``load_state_dict`` directly.
     """
     if layout not in LAYOUTS:
         raise ValueError(f"unknown layout {layout!r}; choose one of {LAYOUTS}")
