@@ -19,9 +19,11 @@ $(STAMP): setup.cfg pyproject.toml | $(PY)
 
 install: $(STAMP)
 
-# Stages: the block library, DINO pretraining + k-NN, translation (fairseq); each writes under outputs/demo.
+# Stages: the block library, supervised training, DINO pretraining + k-NN, translation (fairseq); each writes
+# under outputs/demo.
 demo: install
 	$(PY) -m demo.foundation --out-dir outputs/demo
+	$(PY) -m demo.vision --out-dir outputs/demo
 	$(PY) -m demo.dino --out-dir outputs/demo
 	$(PY) -m seq2seq.demo --out-dir outputs/demo/seq2seq
 
