@@ -181,6 +181,11 @@ def test_bad_options_name_the_flag(plugin, task):
 
 
 def test_safe_load_reads_fairseq_types_and_still_refuses_code(plugin, tmp_path):
+    # torch's allow-list is process-wide state that other tests of this process may have reset; a fairseq CLI
+    # process gets it when it imports the plugin (tests/test_seq2seq_cli.py covers that path end to end).
+    from seq2seq.safe_checkpoints import allow_fairseq_checkpoint_types
+
+    allow_fairseq_checkpoint_types()
     path = tmp_path / "state.pt"
     state = {
         "cfg": {"model": argparse.Namespace(arch="transformer_tiny", dropout=0.1)},
