@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import threading
 import time
@@ -26,7 +27,9 @@ import torch
 from trainkit import build_optimizer, load_recipe, read_jsonl
 from vision.builders import build_model, build_training_loss
 from vision.data import build_loaders
+from vision.evaluate import evaluate
 from vision.recipe import VisionRecipe
+from vision.teacher import load_teacher
 from vision.train import resmlp_img_size, train
 
 from .train_teacher import train_teacher
@@ -78,7 +81,7 @@ def timed_training(cfg: VisionRecipe, out: Path) -> dict:
     records = read_jsonl(path)
     stamps += [wall] * (len(records) - len(stamps))
     evals = [{"epoch": r["epoch"], "top1": r["top1"], "seconds": t} for r, t in zip(records, stamps, strict=True)]
-    return {"top1": records[-1]["top1"], "seconds": wall, "evals": evals}
+    return {"top1": records[-1]["top1"], "seconds": wall, "evals": evals, "load_after": os.getloadavg()[0]}
 
 
 def time_to(evals: list[dict], target: float) -> dict | None:
@@ -118,6 +121,13 @@ def step_throughput(cfg: VisionRecipe, steps: int = 30, warmup: int = 5) -> floa
     return steps * len(images) / (time.perf_counter() - start)
 
 
+def teacher_top1(cfg: VisionRecipe, weights: Path) -> float:
+    """Validation top-1 of the frozen teacher, on the student's evaluation images."""
+    loaders = loaders_of(cfg, num_workers=0)
+    teacher = load_teacher(cfg.distill.teacher, weights, num_classes=loaders.num_classes)
+    return evaluate(teacher, loaders.val)["top1"]
+
+
 def bench_dataset(dataset: str, out_dir: Path, retrain_teacher: bool) -> dict:
     result: dict = {"dataset": dataset, "target": TARGETS[dataset]}
     dist_cfg = recipe(dataset, True)
@@ -133,18 +143,22 @@ def bench_dataset(dataset: str, out_dir: Path, retrain_teacher: bool) -> dict:
             "seconds": time.perf_counter() - start,
             "epochs": TEACHER_EPOCHS[dataset],
         }
+    result.setdefault("teacher", {"name": dist_cfg.distill.teacher})["top1"] = teacher_top1(dist_cfg, weights)
     for kind, distilled in (("supervised", False), ("distilled", True)):
         cfg = recipe(dataset, distilled, "run.eval_every_epochs=1", f"distill.teacher_weights={weights}")
-        run = timed_training(cfg, out_dir / f"{dataset}_{kind}")
+        load_before = os.getloadavg()[0]  # 1-minute load average: other jobs make every time meaningless
+        run = {"load_before": load_before, **timed_training(cfg, out_dir / f"{dataset}_{kind}")}
         run["time_to_target"] = time_to(run["evals"], TARGETS[dataset])
         run["train_images_per_s"] = step_throughput(cfg)
         result[kind] = run
         print(
             f"{dataset} {kind}: top-1 {run['top1']:.2f}% in {run['seconds']:.0f} s, to {TARGETS[dataset]:.0f}%: "
-            f"{run['time_to_target']}, step throughput {run['train_images_per_s']:.0f} images/s",
+            f"{run['time_to_target']}, step throughput {run['train_images_per_s']:.0f} images/s "
+            f"(load {load_before:.2f} before, {run['load_after']:.2f} after)",
             flush=True,
         )
     result["loader_images_per_s"] = loader_throughput(recipe(dataset, False))
+    result["load_end"] = os.getloadavg()[0]
     print(f"{dataset} loader: {result['loader_images_per_s']:.0f} images/s", flush=True)
     return result
 
