@@ -16,10 +16,20 @@ from torch import nn
 
 
 def make_teacher(student: nn.Module) -> nn.Module:
-    """A frozen copy of ``student`` in eval mode (so stochastic depth is off, as in DINO's teacher)."""
+    """A frozen copy of ``student`` in eval mode (so stochastic depth is off, as in DINO's teacher).
+
+    Batch-norm layers (``dino.use_bn_in_head``, or a timm CNN backbone) stay in training mode: the reference's
+    teacher normalises with the statistics of the batch it sees. In eval mode they would use running statistics
+    that nothing updates (the EMA averages parameters, not buffers), so they would stay at their initial (0, 1),
+    i.e. no normalisation at all, and the teacher's output would be nearly the same for every image.
+    """
     teacher = copy.deepcopy(student)
     teacher.requires_grad_(False)
-    return teacher.eval()
+    teacher.eval()
+    for module in teacher.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.train()
+    return teacher
 
 
 @torch.no_grad()

@@ -21,6 +21,22 @@ def test_make_teacher_is_a_frozen_eval_copy():
     assert teacher[0].weight.data_ptr() != student[0].weight.data_ptr()
 
 
+def test_teacher_batch_norm_uses_batch_statistics():
+    # The reference teacher normalises with its batch's statistics; running statistics would stay at (0, 1) since
+    # the EMA averages parameters only, and a head with BN would then not normalise at all.
+    torch.manual_seed(0)
+    student = nn.Sequential(DINOHead(6, 10, use_bn=True, hidden_dim=8, bottleneck_dim=4), nn.Dropout(0.5))
+    teacher = make_teacher(student)
+    batch_norms = [m for m in teacher.modules() if isinstance(m, nn.BatchNorm1d)]
+    assert batch_norms and all(m.training for m in batch_norms)
+    assert not teacher[1].training  # everything else (dropout, stochastic depth) is in eval mode
+    features = 50.0 + torch.randn(16, 6)  # a large shared offset: with running statistics it would pass through
+    with torch.no_grad():
+        normalised = teacher[0].mlp[:2](features)
+    torch.testing.assert_close(normalised.mean(0), torch.zeros(8), atol=1e-4, rtol=0)
+    torch.testing.assert_close(normalised.std(0, unbiased=False), torch.ones(8), atol=1e-2, rtol=0)
+
+
 def test_update_teacher_is_the_ema_of_every_parameter():
     torch.manual_seed(0)
     student = DINOHead(6, 10, hidden_dim=8, bottleneck_dim=4, norm_last_layer=False)
