@@ -20,8 +20,8 @@ from trainkit import load_recipe
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "dino" / "resmlp_digits.yaml"
 
 
-def knn_top1(*model_args: str) -> float:
-    args = [*model_args, "--data", "digits", "--img-size", "32", "--crop-ratio", "1.0", "--nb-knn", "20"]
+def knn_top1(img_size: int, *model_args: str) -> float:
+    args = [*model_args, "--data", "digits", "--img-size", str(img_size), "--crop-ratio", "1.0", "--nb-knn", "20"]
     return knn_main(args)[20][0]
 
 
@@ -44,8 +44,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     train(cfg, out)
     seconds = time.perf_counter() - start
     print("\n== k-NN (k=20) on the held-out digits ==")
-    pretrained = knn_top1("--checkpoint", str(out / "model.pth"))
-    random_init = knn_top1("--random-init", "--arch", cfg.backbone.name, "--seed", str(cfg.run.seed))
+    size = cfg.backbone.img_size or 32
+    pretrained = knn_top1(size, "--checkpoint", str(out / "model.pth"))
+    random_init = knn_top1(size, "--random-init", "--arch", cfg.backbone.name, "--seed", str(cfg.run.seed))
     print(f"{cfg.backbone.name}: DINO teacher {pretrained:.2f}% | random init {random_init:.2f}% "
           f"| gain {pretrained - random_init:+.2f} points | pretraining {seconds:.0f} s")  # fmt: skip
     return {"dino": pretrained, "random_init": random_init, "seconds": seconds}

@@ -88,16 +88,20 @@ def make_crop_policy(
     num_local_crops: int | None = None,
     global_scale: tuple[float, float] | None = None,
     local_scale: tuple[float, float] = (0.05, 0.4),
+    size_multiple: int = 1,
 ) -> CropPolicy:
     """Build the policy ``name`` with DINO's defaults for everything not given.
 
     Args:
         name: One of ``CROP_POLICIES``.
         global_size: Backbone input size (224 for the paper's models, 32 for ``resmlp_mini``).
-        local_size: Local crop side; default the reference ratio 96/224 of ``global_size``, rounded.
+        local_size: Local crop side; default the reference ratio 96/224 of ``global_size``, rounded to the nearest
+            multiple of ``size_multiple`` (at least one).
         num_local_crops: Default 8 (DINO), 0 for ``none``.
         global_scale: Default (0.14, 1) for ``none``, (0.4, 1) otherwise.
         local_scale: Area range of the local crops.
+        size_multiple: What the default local size is a multiple of: the patch size for a ResMLP (whose derived
+            token mixing needs whole patches), 1 otherwise.
     """
     if name not in CROP_POLICIES:
         raise ValueError(f"unknown crop policy {name!r}; choose one of {', '.join(CROP_POLICIES)}")
@@ -113,7 +117,7 @@ def make_crop_policy(
     if global_scale is None:
         global_scale = (0.14, 1.0) if name == "none" else (0.4, 1.0)
     if local_size is None:
-        local_size = max(1, round(global_size * 96 / 224))
+        local_size = size_multiple * max(1, round(global_size * 96 / 224 / size_multiple))
     if global_size <= 0 or local_size <= 0 or num_local_crops < 0:
         raise ValueError(
             f"need positive sizes and num_local_crops >= 0, got global_size={global_size}, local_size={local_size}, "

@@ -113,6 +113,7 @@ def build_student(cfg: DinoRecipe) -> MultiCropBackbone:
             num_local_crops=cfg.crops.num_local_crops,
             global_scale=cfg.crops.global_scale,
             local_scale=cfg.crops.local_scale,
+            size_multiple=backbone.patch_embed.patch_size if isinstance(backbone, resmlp.ResMLP) else 1,
         )
         d = cfg.dino
         head = DINOHead(

@@ -41,6 +41,11 @@ def test_policy_defaults():
     assert (none.num_local_crops, none.global_scale) == (0, (0.14, 1.0))
     derived = make_crop_policy("derived", global_size=224)
     assert (derived.num_local_crops, derived.local_size, derived.global_scale) == (8, 96, (0.4, 1.0))
+    # The default local size is in whole patches when asked (96/224 of 32 px is 13.7 -> 12, of 16 px 6.9 -> 8).
+    assert make_crop_policy("derived", global_size=32).local_size == 14
+    assert make_crop_policy("derived", global_size=32, size_multiple=4).local_size == 12
+    assert make_crop_policy("derived", global_size=16, size_multiple=4).local_size == 8
+    assert make_crop_policy("derived", global_size=8, size_multiple=16).local_size == 16
     with pytest.raises(ValueError, match="choose one of"):
         make_crop_policy("crop_everything", global_size=224)
     with pytest.raises(ValueError, match="no local crops"):

@@ -122,3 +122,11 @@ def test_every_dino_recipe_loads_and_builds(path):
     cfg = load_recipe(DinoRecipe, path)
     student = build_student(cfg)
     assert student.head.out_dim == cfg.dino.out_dim
+
+
+@pytest.mark.parametrize("img_size", [16, 32])
+def test_default_local_size_is_in_whole_patches(img_size):
+    # DINO's 96/224 ratio gives 6.9 px at 16 px and 13.7 px at 32 px: the default rounds to whole 4 px patches.
+    overrides = ["backbone.name=resmlp_mini", f"backbone.img_size={img_size}", "crops.local_size=null"]
+    student = build_student(load_recipe(DinoRecipe, TINY, overrides))
+    assert student.policy.local_size == {16: 8, 32: 12}[img_size]
