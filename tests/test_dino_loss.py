@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.distributed as dist
 
-from ssl_dino.diagnostics import collapse_diagnostics
+from ssl_dino.diagnostics import collapse_diagnostics, collapse_warning
 from ssl_dino.loss import DINOLoss
 
 
@@ -179,6 +179,19 @@ def test_uniform_collapse_warns():
     assert stats["teacher_entropy"] == pytest.approx(math.log(16))
     assert stats["loss"] == pytest.approx(math.log(16))
     assert warning is not None and "uniform collapse" in warning and "one-dimension" not in warning
+
+
+def test_loss_near_ln_k_with_a_sharper_teacher_is_not_a_collapse():
+    # Loss = entropy + KL: the loss may sit near ln K while the teacher is clearly sharper than flat (a student still
+    # learning); only the teacher's own entropy near ln K is a uniform collapse.
+    torch.manual_seed(0)
+    teacher = 0.1 * torch.randn(8, 256)
+    stats, _ = collapse_diagnostics(torch.zeros(8, 256), teacher, center=torch.zeros(1, 256), teacher_temp=0.04)
+    assert stats["teacher_entropy"] < 0.97 * math.log(256)
+    stats["loss"] = 0.995 * math.log(256)
+    assert collapse_warning(stats) is None
+    stats["teacher_entropy"] = 0.99 * math.log(256)
+    assert "uniform collapse" in collapse_warning(stats)
 
 
 def test_one_dimension_collapse_warns():
