@@ -88,8 +88,8 @@ def collapse_warning(
     """The collapse alarm from ``collapse_diagnostics`` stats, or None when neither collapse is in sight."""
     ln_k = stats["ln_out_dim"]
     problems = []
-    # The teacher's entropy, not the loss: loss = entropy + KL, so a loss near ln K with a sharper teacher is a
-    # student still catching up (seen on digits: entropy at 96.5% of ln K, loss at 99.5%, while k-NN rose 17 points).
+    # The teacher's entropy, not the loss: loss = entropy + KL, so a loss near ln K with a clearly sharper teacher
+    # is a student still catching up, not a flat teacher.
     if stats["teacher_entropy"] >= (1 - uniform_tolerance) * ln_k:
         problems.append(
             f"uniform collapse: loss {stats['loss']:.3f} and teacher entropy {stats['teacher_entropy']:.3f} are near "
