@@ -30,10 +30,13 @@ from pathlib import Path
 
 import torch
 
+from ssl_dino.data import build_dataset
 from ssl_dino.knn import main as knn_main
 from ssl_dino.recipe import DinoRecipe
 from ssl_dino.train import build_student, train
 from trainkit import load_recipe
+
+from .report import emit_json
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / "recipes" / "dino" / "resmlp_digits.yaml"
@@ -67,7 +70,8 @@ def knn_top1(img_size: int, *model_args: str) -> float:
 def bench_policy(policy: str, budget: float, out: Path, probe_steps: int, extra: list[str]) -> dict:
     base = recipe(policy, *extra)
     step_s = seconds_per_step(policy, out, probe_steps, extra)
-    steps_per_epoch = 1438 // base.run.batch_size  # drop_last: the digits' 1,438 training images
+    images = len(build_dataset(base.data.dataset, "train", None, img_size=base.backbone.img_size or 32))
+    steps_per_epoch = images // base.run.batch_size  # the training loader drops the last partial batch
     epochs = max(1, int(budget / (step_s * steps_per_epoch)))
     # The warm-ups keep their share of the recipe's schedule (lr 5 of 50 epochs, teacher temperature 10 of 50).
     warmup = min(base.schedule.warmup_epochs, max(1, epochs // 10))
@@ -113,14 +117,8 @@ def main(argv: list[str] | None = None) -> None:
     random_init = knn_top1(size, "--random-init", "--arch", first.backbone.name, "--seed", str(first.run.seed))
     print(f"random init {first.backbone.name}: k-NN top-1 {random_init:.2f}%", flush=True)
     results = [bench_policy(p, args.budget, args.out_dir, args.probe_steps, args.overrides) for p in args.policies]
-    text = json.dumps(
-        {"threads": args.threads, "budget_s": args.budget, "random_init_knn_top1": random_init, "results": results},
-        indent=2,
-    )
-    print(text)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(text + "\n")
+    payload = {"threads": args.threads, "budget_s": args.budget, "random_init_knn_top1": random_init}
+    emit_json({**payload, "results": results}, args.json)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ the numbers are wall-clock. Results go to ``docs/benchmarks.md`` by hand.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import threading
@@ -32,6 +31,7 @@ from vision.recipe import VisionRecipe
 from vision.teacher import load_teacher
 from vision.train import resmlp_img_size, train
 
+from .report import emit_json
 from .train_teacher import train_teacher
 
 REPO = Path(__file__).resolve().parents[1]
@@ -173,11 +173,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     results = [bench_dataset(name, args.out_dir, args.retrain_teacher) for name in args.datasets]
-    text = json.dumps({"threads": args.threads, "torch": torch.__version__, "results": results}, indent=2)
-    print(text)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(text + "\n")
+    emit_json({"threads": args.threads, "torch": torch.__version__, "results": results}, args.json)
 
 
 if __name__ == "__main__":

@@ -20,11 +20,12 @@ from pathlib import Path
 
 import torch
 from accelerate.utils import set_seed
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset
 
 import resmlp
 from trainkit import (
     CheckpointManager,
+    EpochShuffle,
     MetricsLogger,
     ProgressBar,
     build_accelerator,
@@ -51,22 +52,6 @@ from .teacher import make_teacher, update_teacher
 
 class SetupError(ValueError):
     """A recipe that cannot train (unknown backbone, a crop policy the backbone cannot take); raised before any work."""
-
-
-class EpochShuffle(Sampler):
-    """Shuffles with the seed (seed, epoch), so every epoch's order is reproducible after a resume."""
-
-    def __init__(self, size: int, seed: int) -> None:
-        self.size, self.seed, self.epoch = size, seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __iter__(self):
-        return iter(torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed + self.epoch)).tolist())
-
-    def __len__(self) -> int:
-        return self.size
 
 
 class SeededViews(Dataset):

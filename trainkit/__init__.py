@@ -13,10 +13,12 @@ from .metrics import JsonlWriter, MetricsLogger, read_jsonl
 from .optim import build_ema, build_optimizer, param_groups
 from .progress import ProgressBar
 from .recipe import CommandLine, RecipeError, load_recipe, parse_command_line, save_resolved_config
+from .sampling import EpochShuffle
 from .schedules import cosine_between, lr_at, schedule_lr, set_lr, steps_per_epoch
 from .sections import OptimConfig, RunConfig, ScheduleConfig
 
 __all__ = [
+    "EpochShuffle",
     "CheckpointManager",
     "CommandLine",
     "JsonlWriter",

@@ -29,6 +29,7 @@ from trainkit.metrics import MetricsLogger
 from trainkit.optim import build_ema, build_optimizer
 from trainkit.progress import ProgressBar
 from trainkit.recipe import parse_command_line, save_resolved_config
+from trainkit.sampling import EpochShuffle
 from trainkit.schedules import schedule_lr, set_lr, steps_per_epoch
 from trainkit.sections import OptimConfig, RunConfig, ScheduleConfig
 
@@ -49,22 +50,6 @@ class TinyRecipe:
     schedule: ScheduleConfig = ScheduleConfig(epochs=3, warmup_epochs=1.0, warmup_lr=1e-4, min_lr=1e-4)
     run: RunConfig = RunConfig(batch_size=8, num_workers=0, save_every_steps=4, keep_last=2, log_every_steps=2)
     fault: FaultConfig = FaultConfig()
-
-
-class EpochShuffle(torch.utils.data.Sampler):
-    """Shuffles with a seed of (seed, epoch) so every epoch's order is reproducible after a resume."""
-
-    def __init__(self, size: int, seed: int) -> None:
-        self.size, self.seed, self.epoch = size, seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __iter__(self):
-        return iter(torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed + self.epoch)).tolist())
-
-    def __len__(self) -> int:
-        return self.size
 
 
 def _kill_inside_next_save() -> None:
