@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import functools
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -55,8 +56,15 @@ class UserError(Exception):
     """
 
     status = FAILURE_STATUS
+    main_process_only = False  # True: under a multi-process launch only rank 0 prints it (every rank raises it)
 
     def __init__(self, message: str, *, status: int | None = None) -> None:
+        # A DataLoader worker's error comes back as "Caught X in DataLoader worker process N. Original Traceback
+        # ...": keep the original message, the traceback says nothing a user needs.
+        cls = type(self)
+        marker = f"{cls.__module__}.{cls.__qualname__}: "
+        if str(message).startswith("Caught ") and marker in str(message):
+            message = str(message)[str(message).rfind(marker) + len(marker) :].strip()
         super().__init__(message)
         if status is not None:
             self.status = status
@@ -87,12 +95,26 @@ def user_error_status(err: BaseException) -> int | None:
     return None
 
 
+_WORKER_TRACEBACK = re.compile(r"^Caught \w+ in DataLoader worker process \d+\.\s+Original Traceback")
+
+
 def one_line(message: Any) -> str:
-    """``message`` as a single line: newlines folded, surrounding quotes of a ``KeyError`` removed."""
+    """``message`` as a single line: newlines folded, surrounding quotes of a ``KeyError`` removed, and a
+    DataLoader worker's traceback reduced to the original error message."""
     text = str(message)
     if isinstance(message, KeyError) and len(message.args) == 1:
         text = str(message.args[0])
+    if _WORKER_TRACEBACK.match(text):
+        last = text.rstrip().splitlines()[-1]
+        text = last.split(": ", 1)[1] if ": " in last else last
     return " ".join(text.split()).strip()
+
+
+def _rank() -> int:
+    try:
+        return int(os.environ.get("RANK", "0") or 0)
+    except ValueError:
+        return 0
 
 
 def debug_requested(argv: Sequence[str] | None = None) -> bool:
@@ -134,7 +156,8 @@ def run_main(main: Callable[..., Any], argv: Sequence[str] | None = None, *, pro
         status = user_error_status(err)
         if status is None or debug:
             raise
-        print_error(prog, err)
+        if not (getattr(err, "main_process_only", False) and _rank() != 0):
+            print_error(prog, err)
         raise SystemExit(status) from None
     if as_script:
         raise SystemExit(result if isinstance(result, int) else 0)

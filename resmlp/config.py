@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 DROP_PATH_SCHEDULES = ("uniform", "linear")
+GLOBAL_POOLS = ("avg", "")
 
 
 def layerscale_init_for_depth(depth: int) -> float:
@@ -62,7 +63,10 @@ class ResMLPConfig:
         layerscale_init: Initial LayerScale value; None applies the depth rule of ``layerscale_init_for_depth``.
         drop_path_rate: Stochastic-depth rate (0.05 for S12 in the paper's ImageNet recipe).
         drop_path_schedule: ``uniform`` (the ResMLP default) or ``linear``.
-        drop_rate: Dropout inside the channel MLP (0 in every released model).
+        drop_rate: Dropout on the pooled features before the classifier (timm's meaning of ``drop_rate``).
+        proj_drop_rate: Dropout after each linear layer of the channel MLP (timm's name; 0 in every released
+            model).
+        global_pool: ``avg`` (mean over tokens, the paper) or ``""`` (no pooling: the head sees every token).
     """
 
     embed_dim: int = 384
@@ -76,6 +80,8 @@ class ResMLPConfig:
     drop_path_rate: float = 0.0
     drop_path_schedule: str = "uniform"
     drop_rate: float = 0.0
+    proj_drop_rate: float = 0.0
+    global_pool: str = "avg"
 
     def __post_init__(self) -> None:
         for name in ("embed_dim", "depth", "patch_size", "in_chans"):
@@ -95,7 +101,7 @@ class ResMLPConfig:
             raise ValueError(f"mlp_ratio must be positive, got {self.mlp_ratio!r}")
         if self.layerscale_init is not None and self.layerscale_init <= 0:
             raise ValueError(f"layerscale_init must be positive or None, got {self.layerscale_init!r}")
-        for name in ("drop_path_rate", "drop_rate"):
+        for name in ("drop_path_rate", "drop_rate", "proj_drop_rate"):
             value = getattr(self, name)
             if not 0.0 <= value < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {value!r}")
@@ -103,6 +109,9 @@ class ResMLPConfig:
             raise ValueError(
                 f"unknown drop_path_schedule {self.drop_path_schedule!r}; choose one of {DROP_PATH_SCHEDULES}"
             )
+
+        if self.global_pool not in GLOBAL_POOLS:
+            raise ValueError(f"unknown global_pool {self.global_pool!r}; choose one of {GLOBAL_POOLS}")
 
     @property
     def image_hw(self) -> tuple[int, int]:

@@ -8,7 +8,7 @@ import os
 from .checkpoint import CheckpointError, load_weights, read_checkpoint
 from .config import ResMLPConfig
 from .model import ResMLP
-from .registry import get_config
+from .registry import get_config, pretrained_cfg
 
 # Fields that define the architecture of a preset; a checkpoint of another architecture is refused.
 _STRUCTURAL = ("embed_dim", "depth", "patch_size", "mlp_ratio")
@@ -47,7 +47,7 @@ def create_model(
         overrides["num_classes"] = num_classes
     requested = get_config(name, **overrides)  # also rejects unknown override names
     if checkpoint is None:
-        return ResMLP(requested)
+        return _with_cfg(ResMLP(requested), name)
     state_dict, stored = read_checkpoint(checkpoint, key=checkpoint_key)
     if stored is not None:
         # Our own format carries its config: use it, with the caller's overrides on top.
@@ -74,4 +74,10 @@ def create_model(
         load_weights(model, state_dict, fresh_head=fresh_head)
     except CheckpointError as err:
         raise CheckpointError(f"{checkpoint} -> {name}: {err}") from None
+    return _with_cfg(model, name)
+
+
+def _with_cfg(model: ResMLP, name: str) -> ResMLP:
+    """Attach timm's ``pretrained_cfg`` (and its old name ``default_cfg``), as ``timm.create_model`` does."""
+    model.pretrained_cfg = model.default_cfg = dict(pretrained_cfg(name, model.config), architecture=name)
     return model

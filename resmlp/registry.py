@@ -13,6 +13,10 @@ from .config import ResMLPConfig
 
 _PRESETS: dict[str, ResMLPConfig] = {}
 
+# ImageNet statistics (timm's IMAGENET_DEFAULT_MEAN/STD), which every released ResMLP was trained with.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
 
 def register_config(name: str, config: ResMLPConfig) -> None:
     """Add a named preset. Names are unique: registering one twice is an error, never a silent overwrite."""
@@ -38,6 +42,30 @@ def get_config(name: str, **overrides) -> ResMLPConfig:
     if unknown:
         raise TypeError(f"unknown config overrides {unknown} for {name!r}; known fields: {sorted(known)}")
     return dataclasses.replace(base, **overrides)
+
+
+def pretrained_cfg(name: str, config: ResMLPConfig | None = None) -> dict:
+    """timm's ``pretrained_cfg`` for a preset: the evaluation transform and the model's named parts.
+
+    The paper's 224 px models evaluate as DeiT does (bicubic resize to 224 / 0.9 = 248, centre crop 224); the small
+    presets for 16-32 px images keep the whole image (crop 1.0), as our built-in recipes do.
+    """
+    config = config or get_config(name)
+    height, width = config.image_hw
+    return dict(
+        url="",
+        num_classes=config.num_classes,
+        input_size=(config.in_chans, height, width),
+        pool_size=None,
+        crop_pct=0.9 if min(height, width) >= 160 else 1.0,
+        interpolation="bicubic",
+        fixed_input_size=True,
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        first_conv="patch_embed.proj",
+        classifier="head",
+        license="apache-2.0",
+    )
 
 
 # The paper's models (Table 1, 3 and D.3). LayerScale init follows the depth rule except for B24/8, which was

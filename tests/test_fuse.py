@@ -6,9 +6,9 @@ import torch
 import resmlp
 from resmlp import create_model
 from resmlp.flops import count_macs, model_stats
-from resmlp.fuse import FusedResMLP
-from resmlp.layers import gemm
-from resmlp.layers.gemm import left_matmul, linear
+from resmlp.fast import FusedResMLP
+from resmlp.fast import gemm
+from resmlp.fast.gemm import left_matmul, linear
 
 
 def randomise(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:

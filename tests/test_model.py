@@ -82,11 +82,6 @@ def test_backbone_contract():
     assert pooled.shape == (2, model.num_features)
     torch.testing.assert_close(model.forward_head(feats), model(x))
     torch.testing.assert_close(model.get_classifier()(pooled), model(x))
-    final, inter = model.forward_intermediates(x)
-    assert len(inter) == 2 and all(t.shape == (2, 16, 32) for t in inter)
-    torch.testing.assert_close(final, feats)
-    _, last = model.forward_intermediates(x, indices=[-1])
-    torch.testing.assert_close(model.norm(last[0]), feats)
     model.reset_classifier(7)
     assert model(x).shape == (2, 7) and model.config.num_classes == 7
     model.reset_classifier(0)

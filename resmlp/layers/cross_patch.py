@@ -6,12 +6,21 @@ import torch
 from torch import nn
 
 
+@torch.fx.wrap
+def check_num_tokens(length: int, num_tokens: int) -> None:
+    """Refuse an input longer than the mixing matrix (a leaf for ``torch.fx``: shapes are not traced values)."""
+    if length > num_tokens:
+        raise ValueError(
+            f"input has {length} tokens but this token-mixing layer was built for at most {num_tokens}; "
+            "shorten the input or build the model for a longer length"
+        )
+
+
 class CrossPatchLinear(nn.Module):
     """A linear map along the token axis, shared by every channel: ``y[:, n, c] = sum_m A[n, m] x[:, m, c] + b[n]``.
 
-    Input and output are ``(B, L, C)`` with ``L <= num_tokens``. It is computed as one batched matrix product
-    ``A @ x`` on the token-major view, so no transpose or copy of the activations is made (the official and timm
-    code transpose to ``(B, C, N)`` and back around an ``nn.Linear``).
+    Input and output are ``(B, L, C)`` with ``L <= num_tokens``, computed as ``A @ x`` (the official and timm code
+    transpose to ``(B, C, N)`` and back around an ``nn.Linear``; the product is the same).
 
     Args:
         num_tokens: N, the largest number of tokens; the matrix is N x N (the deit name for it is ``attn``).
@@ -41,24 +50,16 @@ class CrossPatchLinear(nn.Module):
     def mixing_matrix(self, length: int | None = None) -> torch.Tensor:
         """The effective (length x length) token-mixing matrix, masked to its lower triangle when causal."""
         length = self.num_tokens if length is None else length
-        if length > self.num_tokens:
-            raise ValueError(
-                f"input has {length} tokens but this token-mixing layer was built for at most {self.num_tokens}; "
-                "shorten the input or build the model for a longer length"
-            )
-        weight = self.weight if length == self.num_tokens else self.weight[:length, :length]
+        check_num_tokens(length, self.num_tokens)
+        weight = self.weight[:length, :length]
         return weight.tril() if self.causal else weight
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         length = x.shape[-2]
-        weight = self.mixing_matrix(length)
-        if x.ndim == 3:
-            # (L, L) @ (B, L, C) -> (B, L, C), bias broadcast along channels, in one batched GEMM.
-            batch = x.shape[0]
-            bias = self.bias[:length].view(1, length, 1) if self.bias is not None else x.new_zeros(())
-            return torch.baddbmm(bias, weight.expand(batch, length, length), x)
-        out = torch.matmul(weight, x)
-        return out + self.bias[:length, None] if self.bias is not None else out
+        out = torch.matmul(self.mixing_matrix(length), x)
+        if self.bias is not None:
+            out = out + self.bias[:length].unsqueeze(-1)
+        return out
 
     def extra_repr(self) -> str:
         return f"num_tokens={self.num_tokens}, bias={self.bias is not None}, causal={self.causal}"

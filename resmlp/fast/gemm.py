@@ -20,7 +20,8 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import register_flop_formula
 
 _ONEDNN_OPS = getattr(torch.ops.mkldnn, "_linear_pointwise", None) if torch.backends.mkldnn.is_available() else None
-_ONEDNN_DTYPES = (torch.float32, torch.bfloat16)
+# bf16 only where the CPU has native bf16 instructions (oneDNN refuses bf16 products elsewhere, e.g. on AVX2).
+_ONEDNN_DTYPES = (torch.float32, torch.bfloat16) if torch.ops.mkldnn._is_mkldnn_bf16_supported() else (torch.float32,)
 
 
 if _ONEDNN_OPS is not None:
@@ -51,18 +52,29 @@ def autocast_disabled(x: torch.Tensor) -> contextlib.AbstractContextManager:
     return contextlib.nullcontext()
 
 
+def onednn_dtypes() -> tuple[torch.dtype, ...]:
+    """The dtypes the oneDNN kernels compute in on this machine."""
+    return _ONEDNN_DTYPES
+
+
+def onednn_available() -> bool:
+    """Whether this torch has the oneDNN linear op and oneDNN is enabled (``torch.backends.mkldnn.flags``)."""
+    return _ONEDNN_OPS is not None and torch._C._get_mkldnn_enabled()
+
+
 def use_onednn(x: torch.Tensor) -> bool:
     """Whether the oneDNN kernels serve tensors like ``x`` (CPU, fp32 or bf16, oneDNN enabled, eager mode).
 
-    Under ``torch.compile`` the plain formulation is traced instead: inductor only lowers this oneDNN op for
-    frozen (constant) weights, and it fuses the elementwise work around the products by itself.
+    Under ``torch.compile`` or a tracer the plain formulation is recorded instead: inductor only lowers this oneDNN
+    op for frozen (constant) weights, and it fuses the elementwise work around the products by itself.
     """
     return (
-        _ONEDNN_OPS is not None
+        onednn_available()
         and not torch.compiler.is_compiling()
+        and not torch.jit.is_tracing()
+        and type(x) is torch.Tensor
         and x.device.type == "cpu"
         and x.dtype in _ONEDNN_DTYPES
-        and torch._C._get_mkldnn_enabled()
     )
 
 

@@ -1,7 +1,7 @@
 """``resmlp.fuse``: an inference copy of a ResMLP with every Affine and LayerScale folded into a linear layer.
 
 ResMLP normalises with per-channel Affines instead of LayerNorm precisely so that they cost nothing at inference
-(paper, section 2). Folding them (see ``resmlp.layers.folding`` for the algebra) leaves, per block, one token
+(paper, section 2). Folding them (see ``resmlp.fast.folding`` for the algebra) leaves, per block, one token
 matrix product with a per-token bias, and the channel MLP with rescaled weights; the final Affine folds into the
 classifier. The channel MLP and the head fold exactly; the token-mixing sublayer folds with a per-token bias
 (it cannot fold into the N x N matrix, deit#114). The folded weights are computed once here, in fp32.
@@ -14,7 +14,9 @@ import copy
 import torch
 from torch import nn
 
-from .layers.folding import (
+from ..layers.patch_embed import PatchEmbed
+from . import dispatch, token_major
+from .folding import (
     ChannelMLPWeights,
     TokenMixingWeights,
     channel_mlp,
@@ -24,9 +26,7 @@ from .layers.folding import (
     token_mixing,
     token_mixing_workspace,
 )
-from .layers.gemm import compute_dtype, linear
-from .layers.patch_embed import PatchEmbed
-from .model import ResMLP
+from .gemm import compute_dtype, linear
 
 
 class _CastCache(nn.Module):
@@ -84,7 +84,7 @@ class FusedResMLP(nn.Module):
     ``forward``, ``forward_features`` and ``forward_head`` match the plain model's.
     """
 
-    def __init__(self, model: ResMLP) -> None:
+    def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.config = model.config
         self.num_classes = model.num_classes
@@ -107,7 +107,7 @@ class FusedResMLP(nn.Module):
 
     def _tokens(self, x: torch.Tensor) -> torch.Tensor:
         """Images (B, C, H, W) -> token-major tokens (N, B, D) after the last block, before the final Affine."""
-        x = self.patch_embed.forward_token_major(x)
+        x = token_major.patch_embed(self.patch_embed, x)
         workspace = token_mixing_workspace(x)
         for block in self.blocks:
             x = block(x, workspace)
@@ -139,16 +139,18 @@ class FusedResMLP(nn.Module):
         return linear(pooled.to(weight.dtype), weight, bias)
 
 
-def fuse(model: ResMLP) -> FusedResMLP:
+def fuse(model: nn.Module) -> FusedResMLP:
     """An inference copy of ``model`` with every Affine and LayerScale folded into the adjacent linear layer.
 
     The result matches ``model`` in eval mode (to about 1e-6 relative in fp32) and is faster: see
     docs/benchmarks.md. Folding is done in fp32 even for a bf16/fp16 model, then stored in the model's dtype.
     The copy does not follow later changes to ``model``; fuse again after training.
     """
-    if not isinstance(model, ResMLP):
+    from ..model import ResMLP  # here, not at the top: the model imports this package for its fast path
+
+    if not isinstance(model, ResMLP) or not dispatch.released_architecture(model):
         raise TypeError(
-            f"fuse() takes a resmlp.ResMLP image model, got {type(model).__name__}; "
+            f"fuse() takes a resmlp.ResMLP image model of the released architecture, got {type(model).__name__}; "
             "build it with resmlp.create_model(...) (unwrap DDP, torch.compile or EMA wrappers first)"
         )
     dtype = next(model.parameters()).dtype

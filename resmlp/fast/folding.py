@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from .gemm import autocast_disabled, left_matmul, linear, mlp_residual_, needs_grad
-from .residual import PreAffineResidual
+from ..layers.residual import PreAffineResidual
 
 
 class TokenMixingWeights(NamedTuple):
