@@ -5,10 +5,9 @@ import torch
 
 import resmlp
 from resmlp import create_model
-from resmlp.flops import count_macs, model_stats
-from resmlp.fast import FusedResMLP
-from resmlp.fast import gemm
+from resmlp.fast import FusedResMLP, gemm
 from resmlp.fast.gemm import left_matmul, linear
+from resmlp.flops import count_macs, model_stats
 
 
 def randomise(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:

@@ -26,8 +26,8 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from .gemm import autocast_disabled, left_matmul, linear, mlp_residual_, needs_grad
 from ..layers.residual import PreAffineResidual
+from .gemm import autocast_disabled, left_matmul, linear, mlp_residual_, needs_grad
 
 
 class TokenMixingWeights(NamedTuple):
