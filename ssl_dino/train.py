@@ -37,6 +37,7 @@ from trainkit import (
     start_tracking,
     steps_per_epoch,
 )
+from trainkit.batchnorm import sync_batchnorm
 
 from .backbone import MultiCropBackbone, build_backbone, native_input_size
 from .clipping import clip_gradients
@@ -138,6 +139,8 @@ def train(cfg: DinoRecipe, output_dir: Path) -> dict[str, float]:
         num_workers=cfg.run.num_workers,
         generator=torch.Generator(),  # iterator creation draws nothing from the global RNG
     )
+    # As the reference: batch statistics over every process in student and teacher (BN head, CNN backbones).
+    student = sync_batchnorm(student, accelerator)
     teacher = make_teacher(student).to(accelerator.device)
     dino_loss = DINOLoss(
         cfg.dino.out_dim, student_temp=cfg.dino.student_temp, center_momentum=cfg.dino.center_momentum
@@ -145,6 +148,9 @@ def train(cfg: DinoRecipe, output_dir: Path) -> dict[str, float]:
     total_batch = cfg.run.batch_size * accelerator.num_processes * cfg.run.grad_accum_steps
     optimizer = build_optimizer(student, cfg.optim, total_batch)
     student, optimizer, loader = accelerator.prepare(student, optimizer, loader)
+    if cfg.run.compile:  # in place: parameter names, checkpoints and unwrap_model stay as they are
+        student.compile()
+        teacher.compile()
     monitor = None
     if cfg.monitor.every_epochs:
         monitor = KnnMonitor(cfg.monitor, cfg.data.dataset, policy.global_size, accelerator, seed=cfg.run.seed)

@@ -121,6 +121,8 @@ class RunConfig:
         eval_every_epochs: Evaluate every this many epochs (the last epoch is always evaluated).
         log_every_steps: Update the progress bar and TensorBoard every this many optimiser steps.
         tensorboard: Write TensorBoard event files under ``OUTPUT_DIR/tensorboard``.
+        compile: ``torch.compile`` the model (in place, after ``accelerator.prepare``, so a DDP wrapper is compiled
+            too); the first steps pay the compilation. Off by default; checkpoints do not depend on it.
     """
 
     seed: int = 0
@@ -135,6 +137,7 @@ class RunConfig:
     eval_every_epochs: int = 1
     log_every_steps: int = 20
     tensorboard: bool = True
+    compile: bool = False
 
     def __post_init__(self) -> None:
         positive = {"batch_size": self.batch_size, "grad_accum_steps": self.grad_accum_steps}
