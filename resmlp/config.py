@@ -91,6 +91,8 @@ class ResMLPConfig:
         if not isinstance(self.num_classes, int) or self.num_classes < 0:
             raise ValueError(f"num_classes must be an int >= 0, got {self.num_classes!r}")
         height, width = _as_hw(self.img_size)
+        # One spelling per size (timm passes (224, 224) for 224), so equal configs compare equal.
+        object.__setattr__(self, "img_size", height if height == width else (height, width))
         if height % self.patch_size or width % self.patch_size:
             fit = self.patch_size * max(1, height // self.patch_size)
             raise ValueError(

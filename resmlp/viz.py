@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from .checkpoint import CheckpointError, load_weights, read_checkpoint
+from .cli import UsageError, UserError, add_debug_flag, run_main
 from .config import ResMLPConfig
 from .factory import create_model
 from .model import ResMLP
@@ -223,48 +224,60 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--central", type=int, default=6, help="central KxK patches whose rows are drawn (6)")
     parser.add_argument("--threshold", type=float, default=0.05, help="sparsity threshold, fraction of max (0.05)")
     parser.add_argument("--sparsity-json", help="also write the per-layer sparsity to this JSON file")
+    add_debug_flag(parser)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``python -m resmlp.viz`` and ``resmlp-viz``; bad input exits with status 2 and one line."""
+def _main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-
-    def fail(message: str) -> int:
-        print(f"resmlp-viz: error: {message}", file=sys.stderr)
-        return 2
-
     if args.model is not None and args.model not in list_models():
-        return fail(f"unknown preset {args.model!r}; choose one of: {', '.join(list_models())}")
+        raise UsageError(f"unknown preset {args.model!r}; choose one of: {', '.join(list_models())}")
     if args.checkpoint is not None and Path(args.checkpoint).is_dir():
-        return fail(f"--checkpoint {args.checkpoint} is a directory; pass the checkpoint file inside it")
+        raise UsageError(f"--checkpoint {args.checkpoint} is a directory; pass the checkpoint file inside it")
     if args.checkpoint is not None and not Path(args.checkpoint).is_file():
-        return fail(f"checkpoint file not found: {args.checkpoint}")
+        raise UserError(f"checkpoint file not found: {args.checkpoint}")
     if args.central < 1:
-        return fail(f"--central must be a positive number of patches, got {args.central}")
+        raise UsageError(f"--central must be a positive number of patches, got {args.central}")
     if not 0.0 < args.threshold <= 1.0:
-        return fail(f"--threshold is a fraction of the largest weight, in (0, 1]; got {args.threshold}")
+        raise UsageError(f"--threshold is a fraction of the largest weight, in (0, 1]; got {args.threshold}")
     if not args.out.lower().endswith(".png"):
-        return fail(f"--out must be a .png file, got {args.out}")
-    try:
-        if args.checkpoint is None:
-            name = args.model or DEFAULT_PRESET
-            model = create_model(name)
-            title = f"{name}: RANDOM INIT (no --checkpoint), for comparison only"
-        else:
+        raise UsageError(f"--out must be a .png file, got {args.out}")
+    if args.checkpoint is None:
+        name = args.model or DEFAULT_PRESET
+        model = create_model(name)
+        title = f"{name}: RANDOM INIT (no --checkpoint), for comparison only"
+    else:
+        try:
             model = load_model(args.checkpoint, args.model)
-            title = f"{default_title(model)}  |  {Path(args.checkpoint).name}"
-        model.eval()
+        except (ValueError, KeyError) as err:
+            if isinstance(err, CheckpointError):
+                raise
+            raise UserError(f"{args.checkpoint}: {str(err).strip(chr(39) + chr(34))}") from None
+        title = f"{default_title(model)}  |  {Path(args.checkpoint).name}"
+    model.eval()
+    try:
         out = plot_model(
             model, args.out, layers=args.layers, central=args.central, threshold=args.threshold, title=title
         )
-        if args.sparsity_json:
-            record = {"title": title, "threshold": args.threshold, **layer_sparsity(model, args.threshold)}
-            Path(args.sparsity_json).write_text(json.dumps(record, indent=2) + "\n")
-    except (CheckpointError, IndexError, ValueError, KeyError) as err:
-        return fail(str(err).strip("'\""))
+    except (IndexError, ValueError, KeyError) as err:  # a layer index or option the model does not have
+        raise UsageError(str(err).strip("'\"")) from None
+    if args.sparsity_json:
+        record = {"title": title, "threshold": args.threshold, **layer_sparsity(model, args.threshold)}
+        Path(args.sparsity_json).write_text(json.dumps(record, indent=2) + "\n")
     print(f"wrote {out}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m resmlp.viz`` and ``resmlp-viz``; returns the exit status.
+
+    Bad input is one line on stderr (``resmlp.cli``): status 2 for a wrong option, 1 for a checkpoint that cannot
+    be used; ``--debug`` shows the traceback.
+    """
+    try:
+        return run_main(_main, sys.argv[1:] if argv is None else argv, prog="resmlp-viz")
+    except SystemExit as exit_:
+        return exit_.code if isinstance(exit_.code, int) else 1
 
 
 if __name__ == "__main__":

@@ -52,8 +52,18 @@ def unwrap(obj: Any, *, key: str | None = None) -> tuple[dict[str, torch.Tensor]
                 f"checkpoint is resmlp format {obj[OUR_FORMAT_KEY]}, this version reads {OUR_FORMAT_VERSION}; "
                 "upgrade the resmlp package"
             )
+        if key not in (None, "model"):  # one model per file: a key naming anything else is refused, not ignored
+            raise CheckpointError(
+                f"checkpoint has no entry {key!r}: it is in resmlp's own format, which holds one model (written by "
+                "save_model; a DINO run's model.pth is its teacher backbone); load it without checkpoint_key"
+            )
         return _strip_prefixes(dict(obj["model"])), dict(obj["config"])
     if key is not None:
+        if _is_state_dict(obj) and key not in obj:
+            raise CheckpointError(
+                f"checkpoint has no entry {key!r}: it is a plain state dict ({len(obj)} tensors, no container "
+                "entries); load it without checkpoint_key"
+            )
         if not isinstance(obj, dict) or key not in obj:
             found = sorted(obj) if isinstance(obj, dict) else type(obj).__name__
             raise CheckpointError(f"checkpoint has no entry {key!r}; it has {found}")

@@ -104,16 +104,37 @@ def safe_load(path: str | os.PathLike) -> Any:
         refused = _REFUSED_GLOBAL.search(str(err))
         if refused is None:
             raise _unreadable(path, err) from err
-        # torch's own message suggests weights_only=False; ours names the one safe, explicit opt-in instead.
+        # torch's own message suggests weights_only=False; ours names the one safe, explicit opt-in instead,
+        # and never for a callable that runs code (exec, eval, os.system ...): no checkpoint needs one.
         name = refused.group(1).rstrip(".")
+        if _runs_code(name):
+            raise CheckpointError(
+                f"refusing to load {path}: it pickles {name}, which runs code or commands when loaded. No "
+                "checkpoint needs it: the file is malicious or not a checkpoint. Do not load it; get the weights "
+                "from a trusted source. resmlp never falls back to unsafe unpickling."
+            ) from None
         raise CheckpointError(
             f"refusing to load {path}: it pickles {name}, which is not on the allow-list of types that ResMLP, "
-            f"deit and DINO checkpoints contain. If you trust this file, allow that type explicitly with "
-            f"resmlp.checkpoint.allow_globals({name.rsplit('.', 1)[-1]}) and load again; resmlp never falls back "
-            "to unsafe unpickling."
+            f"deit and DINO checkpoints contain. Only if you trust this file and {name} is a plain data class, "
+            f"allow that type explicitly with resmlp.checkpoint.allow_globals({name.rsplit('.', 1)[-1]}) and load "
+            "again; resmlp never falls back to unsafe unpickling."
         ) from None
     except Exception as err:  # a damaged file surfaces as RuntimeError, EOFError, KeyError ... depending on where
         raise _unreadable(path, err) from err
+
+
+# Modules whose globals execute code, start processes, import modules or build functions when a pickle calls them.
+_CODE_RUNNING_MODULES = {
+    "builtins", "__builtin__", "os", "posix", "nt", "subprocess", "sys", "shutil", "importlib", "runpy", "pickle",
+    "_pickle", "marshal", "code", "codeop", "types", "ctypes", "socket", "pty", "platform", "webbrowser", "operator",
+    "functools", "timeit", "pdb", "bdb", "cProfile", "profile", "torch.hub", "torch.jit", "torch.package",
+}  # fmt: skip
+
+
+def _runs_code(name: str) -> bool:
+    """Whether the global ``module.name`` belongs to a module that runs code when a pickle calls it."""
+    module = name.rsplit(".", 1)[0] if "." in name else "builtins"
+    return any(module == m or module.startswith(m + ".") for m in _CODE_RUNNING_MODULES)
 
 
 def _unreadable(path: Path, err: Exception) -> CheckpointError:
