@@ -21,7 +21,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from trainkit import load_recipe
+from resmlp.cli import UsageError, add_debug_flag, command
+from trainkit import check_output_dir, load_recipe
 from vision.data import build_loaders
 from vision.evaluate import evaluate
 from vision.recipe import VisionRecipe
@@ -47,7 +48,10 @@ def train_teacher(
         seed=seed,
         num_workers=0,
     )
-    model = timm.create_model(name, pretrained=False, num_classes=loaders.num_classes, in_chans=loaders.in_chans)
+    try:
+        model = timm.create_model(name, pretrained=False, num_classes=loaders.num_classes, in_chans=loaders.in_chans)
+    except RuntimeError as err:  # timm: "Unknown model (...)"
+        raise UsageError(f"--model {name!r}: {err}; see timm.list_models() for names") from None
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)
     total = epochs * loaders.steps_per_epoch
     step, start = 0, time.perf_counter()
@@ -74,8 +78,10 @@ def train_teacher(
     return metrics
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+@command("bench.train_teacher")
+def main(argv: list[str] | None = None) -> int:
+    """The command line; a user error is one line on stderr (status 2: usage, 1: failure)."""
+    parser = argparse.ArgumentParser(prog="python -m bench.train_teacher", description=__doc__.splitlines()[0])
     parser.add_argument("--recipe", required=True, type=Path, help="a vision recipe: its data/augment/eval sections")
     parser.add_argument("--model", default=None, help="timm model name (default: the recipe's distill.teacher)")
     parser.add_argument("--out", type=Path, default=None, help="state dict file (default: distill.teacher_weights)")
@@ -83,13 +89,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lr", type=float, default=2e-3, help="peak AdamW learning rate (cosine to 0)")
     parser.add_argument("--batch-size", type=int, default=64, help="images per step")
     parser.add_argument("--seed", type=int, default=0, help="seed of the initialisation and the data order")
+    add_debug_flag(parser)
     args = parser.parse_args(argv)
+    if args.epochs < 1 or args.batch_size < 1 or args.lr <= 0:
+        raise UsageError("--epochs and --batch-size must be >= 1 and --lr > 0")
     cfg = load_recipe(VisionRecipe, args.recipe)
     name = args.model or cfg.distill.teacher
     out = args.out or (Path(cfg.distill.teacher_weights) if cfg.distill.teacher_weights else None)
     if not name or out is None:
-        parser.error("the recipe has no distill.teacher / distill.teacher_weights: pass --model and --out")
+        raise UsageError("the recipe has no distill.teacher / distill.teacher_weights: pass --model and --out")
+    check_output_dir(out.parent, subfolders=())  # before training, not at the save
     train_teacher(cfg, name, out, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=args.seed)
+    return 0
 
 
 if __name__ == "__main__":

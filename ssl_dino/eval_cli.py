@@ -2,6 +2,8 @@
 
 Both commands run in one process (``python -m``) or under ``accelerate launch`` with several: data are sharded by
 ``accelerator.prepare``, features gathered without duplicates, and the evaluation itself runs on the main process.
+``--data`` takes the data grammar shared with every other command (``trainkit.data``); bad input is one line on
+stderr (``resmlp.cli``), status 2 for a wrong option and 1 for a file or folder that cannot be used.
 """
 
 from __future__ import annotations
@@ -12,17 +14,22 @@ from pathlib import Path
 
 import torch
 
+from resmlp.cli import UsageError, UserError, add_debug_flag
+from trainkit.data import GRAMMAR
+
 from .backbone import native_input_size
 from .data import build_dataset, eval_transform, num_classes_of
 from .features import extract_features, load_features, save_features
 from .pretrained import load_backbone
 
+SKIP_FLAG = "--skip-corrupt-images"
+
 Bundle = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, int]
 
 
-def evaluation_parser(description: str) -> argparse.ArgumentParser:
+def evaluation_parser(description: str, prog: str | None = None) -> argparse.ArgumentParser:
     """The options every evaluation command shares (model, data, feature dump)."""
-    parser = argparse.ArgumentParser(description=description)
+    parser = argparse.ArgumentParser(prog=prog, description=description)
     model = parser.add_argument_group("model")
     model.add_argument("--checkpoint", help="checkpoint file (DINO, resmlp, deit or timm layout)")
     model.add_argument(
@@ -32,7 +39,8 @@ def evaluation_parser(description: str) -> argparse.ArgumentParser:
     model.add_argument("--random-init", action="store_true", help="evaluate --arch at random initialisation")
     model.add_argument("--seed", type=int, default=0, help="seed of the random initialisation")
     data = parser.add_argument_group("data")
-    data.add_argument("--data", default="digits", help="'digits' (built-in) or a folder root with train/ and val/")
+    data.add_argument("--data", default="digits", help=f"{GRAMMAR}; train/ is the k-NN bank, val/ the queries")
+    data.add_argument(SKIP_FLAG, action="store_true", help="leave unreadable images out (counted) instead of stopping")
     data.add_argument(
         "--img-size", type=int, default=None, help="input size for --random-init or timm (default: the preset's)"
     )
@@ -45,6 +53,7 @@ def evaluation_parser(description: str) -> argparse.ArgumentParser:
     feats.add_argument("--dump-features", metavar="DIR", help="save the extracted features and labels to DIR")
     feats.add_argument("--load-features", metavar="DIR", help="evaluate features dumped earlier (no model, no data)")
     parser.add_argument("--results", metavar="PATH", help="also write the results as JSON to PATH")
+    add_debug_flag(parser)
     return parser
 
 
@@ -55,27 +64,42 @@ def features_for(args: argparse.Namespace) -> Bundle | None:
     from accelerate import Accelerator  # only the command needs it, not the library functions
 
     if args.checkpoint is None and not args.random_init:
-        raise SystemExit("error: pass --checkpoint PATH, or --random-init --arch NAME (or --load-features DIR)")
+        raise UsageError("pass --checkpoint PATH, or --random-init --arch NAME (or --load-features DIR)")
+    if args.random_init and args.arch is None:
+        raise UsageError("--random-init needs --arch NAME (a resmlp preset or a timm model)")
+    if not args.random_init and not Path(args.checkpoint).is_file():
+        raise UserError(f"checkpoint not found: {args.checkpoint}; pass an existing file (e.g. a DINO run's model.pth)")
     accelerator = Accelerator()
     torch.manual_seed(args.seed)
-    backbone = load_backbone(
-        None if args.random_init else args.checkpoint, arch=args.arch, key=args.checkpoint_key, img_size=args.img_size
-    ).to(accelerator.device)
+    try:
+        backbone = load_backbone(
+            None if args.random_init else args.checkpoint,
+            arch=args.arch,
+            key=args.checkpoint_key,
+            img_size=args.img_size,
+        ).to(accelerator.device)
+    except KeyError as err:  # an unknown --arch: the message lists the choices
+        raise UsageError(f"--arch: {err.args[0]}") from None
     img_size = _input_size(backbone, args.img_size)
     crop_ratio = args.crop_ratio if args.crop_ratio is not None else (1.0 if args.data == "digits" else 0.875)
     transform = eval_transform(img_size, crop_ratio=crop_ratio)
     splits = {}
+    options = {"skip_corrupt_images": args.skip_corrupt_images, "skip_option": SKIP_FLAG, "where": "--data"}
+    skipped = 0
     for split in ("train", "val"):
-        dataset = build_dataset(args.data, split, transform, img_size=img_size)
+        dataset = build_dataset(args.data, split, transform, img_size=img_size, evaluation=True, **options)
         loader = torch.utils.data.DataLoader(
             dataset, batch_size=args.batch_size, shuffle=False, num_workers=args.num_workers
         )
         splits[split] = extract_features(backbone, accelerator.prepare(loader), accelerator=accelerator)
+        skipped += len(dataset) - len(splits[split][1])
     num_classes = num_classes_of(dataset)
     if not accelerator.is_main_process:
         return None
     (train_x, train_y), (test_x, test_y) = splits["train"], splits["val"]
     accelerator.print(f"features: train {tuple(train_x.shape)}, val {tuple(test_x.shape)}, {num_classes} classes")
+    if skipped:
+        accelerator.print(f"left out {skipped} unreadable image(s) ({SKIP_FLAG})")
     if args.dump_features:
         save_features(args.dump_features, train_x, train_y, test_x, test_y, num_classes=num_classes)
         accelerator.print(f"features dumped to {args.dump_features}")
@@ -95,5 +119,5 @@ def _input_size(backbone: torch.nn.Module, requested: int | None) -> int:
     if native is None:
         return requested or 224
     if native[0] != native[1]:
-        raise ValueError(f"evaluation uses square crops; the backbone takes {native[0]}x{native[1]}")
+        raise UserError(f"evaluation uses square crops; the backbone takes {native[0]}x{native[1]}")
     return native[0]

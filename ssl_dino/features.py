@@ -19,12 +19,20 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from resmlp.cli import UserError
+
 from .backbone import pooled_features
 
 if TYPE_CHECKING:
     from accelerate import Accelerator
 
 FEATURE_FILES = ("trainfeat.pth", "trainlabels.pth", "testfeat.pth", "testlabels.pth")
+
+
+class FeatureDumpError(UserError, FileNotFoundError):
+    """A ``--load-features`` folder that is not a complete, readable feature dump."""
+
+
 META_FILE = "meta.json"
 
 
@@ -39,7 +47,8 @@ def extract_features(
 
     With an ``accelerator``, ``loader`` must come from ``accelerator.prepare`` (so the processes share the data and
     ``gather_for_metrics`` knows the padding); every process receives the full bank. The order is that of the
-    gathered batches, not of the dataset; features and labels stay paired. Put the backbone in eval mode first.
+    gathered batches, not of the dataset; features and labels stay paired. Samples labelled -1 (unreadable images
+    skipped by the dataset) are left out. Put the backbone in eval mode first.
     """
     device = accelerator.device if accelerator is not None else next(backbone.parameters()).device
     features, labels = [], []
@@ -52,7 +61,9 @@ def extract_features(
         labels.append(targets.cpu())
     if not features:
         raise ValueError("the loader yielded no batch; is the dataset empty?")
-    return torch.cat(features), torch.cat(labels).long()
+    features, labels = torch.cat(features), torch.cat(labels).long()
+    keep = labels >= 0  # -1: an unreadable image left out under --skip-corrupt-images / data.skip_corrupt_images
+    return (features, labels) if bool(keep.all()) else (features[keep], labels[keep])
 
 
 def save_features(
@@ -84,10 +95,19 @@ def load_features(directory: str | Path) -> tuple[torch.Tensor, torch.Tensor, to
     directory = Path(directory)
     missing = [name for name in FEATURE_FILES if not (directory / name).is_file()]
     if missing:
-        raise FileNotFoundError(
+        raise FeatureDumpError(
             f"{directory} is not a feature dump: it lacks {', '.join(missing)}; write one with --dump-features"
         )
-    train_x, train_y, test_x, test_y = (torch.load(directory / n, weights_only=True) for n in FEATURE_FILES)
+    tensors = []
+    for name in FEATURE_FILES:
+        try:  # weights_only: a dump holds tensors, nothing that could run code
+            tensors.append(torch.load(directory / name, map_location="cpu", weights_only=True))
+        except Exception as err:
+            reason = " ".join(str(err).split())[:200]
+            raise FeatureDumpError(f"cannot read {directory / name} ({type(err).__name__}: {reason})") from None
+        if not isinstance(tensors[-1], torch.Tensor):
+            raise FeatureDumpError(f"{directory / name} holds a {type(tensors[-1]).__name__}, not a tensor")
+    train_x, train_y, test_x, test_y = tensors
     meta_path = directory / META_FILE
     meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
     num_classes = int(meta.get("num_classes", int(max(train_y.max(), test_y.max())) + 1))

@@ -21,6 +21,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from resmlp.cli import command
+
 DEFAULT_CHUNK_SIZE = 256
 DEFAULT_KS = (10, 20, 100, 200)
 
@@ -140,21 +142,30 @@ def _check_inputs(
         raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
 
 
+@command("ssl_dino.knn")
 def main(argv: Sequence[str] | None = None) -> dict[int, tuple[float, float]]:
     """The ``python -m ssl_dino.knn`` command; returns ``{k: (top1, top5)}`` on the main process, ``{}`` elsewhere."""
     from .eval_cli import evaluation_parser, features_for, write_results
 
-    parser = evaluation_parser("Weighted k-NN evaluation of frozen features (the DINO protocol).")
+    parser = evaluation_parser("Weighted k-NN evaluation of frozen features (the DINO protocol).", "ssl_dino.knn")
     parser.add_argument("--nb-knn", type=int, nargs="+", default=list(DEFAULT_KS), help="k values (20 is reported)")
     parser.add_argument("--temperature", type=float, default=0.07, help="vote temperature T in exp(sim / T)")
     parser.add_argument(
         "--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE, help="test samples per similarity chunk (memory)"
     )
+    parser.add_argument(
+        "--bank-device", choices=("cpu", "cuda"), default="cpu", help="where the feature bank and the similarities live"
+    )
     args = parser.parse_args(argv)
+    if args.bank_device == "cuda" and not torch.cuda.is_available():
+        parser.error("--bank-device cuda: no CUDA device is visible; use --bank-device cpu")
+    if min(args.nb_knn) < 1 or args.temperature <= 0 or args.chunk_size < 1:
+        parser.error("--nb-knn values and --chunk-size must be >= 1, --temperature > 0")
     bundle = features_for(args)
     if bundle is None:  # not the main process: features were gathered there
         return {}
     train_x, train_y, test_x, test_y, num_classes = bundle
+    train_x, train_y = train_x.to(args.bank_device), train_y.to(args.bank_device)  # queries follow the bank
     for k in args.nb_knn:
         if k > len(train_x):
             print(f"note: k={k} is larger than the {len(train_x)} train features; it is clipped to {len(train_x)}")

@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from resmlp.cli import command
+
 
 def train_linear_probe(
     train_features: torch.Tensor,
@@ -95,11 +97,12 @@ def probe_accuracy(probe: nn.Module, features: torch.Tensor, labels: torch.Tenso
     return 100.0 * hits[:, 0].float().mean().item(), 100.0 * hits.any(dim=1).float().mean().item()
 
 
+@command("ssl_dino.linear")
 def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     """The ``python -m ssl_dino.linear`` command; returns the metrics on the main process, ``{}`` elsewhere."""
     from .eval_cli import evaluation_parser, features_for, write_results
 
-    parser = evaluation_parser("Linear probe on frozen features, extracted once.")
+    parser = evaluation_parser("Linear probe on frozen features, extracted once.", "ssl_dino.linear")
     parser.add_argument("--epochs", type=int, default=100, help="passes over the extracted train features")
     parser.add_argument("--lr", type=float, default=0.1, help="SGD lr for a batch of 256, scaled linearly")
     parser.add_argument("--probe-batch-size", type=int, default=256, help="feature batch size of the probe")
@@ -108,6 +111,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
         "--no-standardize", action="store_true", help="train on raw features (no per-dimension standardisation)"
     )
     args = parser.parse_args(argv)
+    if args.epochs < 1 or args.probe_batch_size < 1 or args.lr <= 0 or args.weight_decay < 0:
+        parser.error("--epochs and --probe-batch-size must be >= 1, --lr > 0 and --weight-decay >= 0")
     bundle = features_for(args)
     if bundle is None:
         return {}

@@ -21,10 +21,20 @@ from .recipe import MonitorConfig
 class KnnMonitor:
     """``monitor(backbone) -> {"knn_top1", "knn_top5"}`` on ``dataset``'s train (bank) and val (queries) splits."""
 
-    def __init__(self, cfg: MonitorConfig, dataset: str, img_size: int, accelerator, *, seed: int = 0) -> None:
+    def __init__(
+        self,
+        cfg: MonitorConfig,
+        dataset: str,
+        img_size: int,
+        accelerator,
+        *,
+        seed: int = 0,
+        skip_corrupt_images: bool = False,
+    ) -> None:
         transform = eval_transform(img_size, crop_ratio=cfg.crop_ratio)
-        bank = build_dataset(dataset, "train", transform, img_size=img_size)
-        queries = build_dataset(dataset, "val", transform, img_size=img_size)
+        common = {"img_size": img_size, "skip_corrupt_images": skip_corrupt_images, "evaluation": True}
+        bank = build_dataset(dataset, "train", transform, **common)
+        queries = build_dataset(dataset, "val", transform, **common)
         self.num_classes = num_classes_of(bank)
         if cfg.max_train_samples is not None and cfg.max_train_samples < len(bank):
             keep = torch.randperm(len(bank), generator=torch.Generator().manual_seed(seed))[: cfg.max_train_samples]

@@ -15,7 +15,7 @@ import os
 from torch import nn
 
 import resmlp
-from resmlp.checkpoint import infer_config, load_weights, safe_load, unwrap
+from resmlp.checkpoint import CheckpointError, infer_config, load_weights, safe_load, unwrap
 
 from .backbone import build_backbone
 
@@ -74,7 +74,7 @@ def _load_timm(model: nn.Module, checkpoint: str | os.PathLike, key: str | None)
     result = model.load_state_dict(state_dict, strict=False)
     missing = [k for k in result.missing_keys if not k.startswith(_TIMM_CLASSIFIERS)]
     if missing or result.unexpected_keys:
-        raise ValueError(
+        raise CheckpointError(
             f"{checkpoint} does not fit {type(model).__name__}: missing {missing[:8]}, unexpected "
             f"{result.unexpected_keys[:8]}; pass the --arch it was trained with"
         )

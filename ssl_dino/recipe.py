@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from trainkit.data import parse_data
 from trainkit.sections import OptimConfig, RunConfig, ScheduleConfig
 
 from .crop_policy import CROP_POLICIES
@@ -100,13 +101,21 @@ class DinoConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Images: ``digits`` (built in) or an ImageNet-style root with ``train/<class>/`` and ``val/<class>/``.
+    """Images, named in the data grammar shared with vision (docs/training.md, "Data").
 
     Attributes:
-        dataset: ``digits`` or a folder; pretraining uses ``train`` without its labels.
+        dataset: ``digits`` or ``procedural`` (built in), ``folder:ROOT`` / ``imagenet:ROOT`` (``ROOT/train/<class>/*``
+            and ``ROOT/val/<class>/*``), ``cifar10:ROOT`` or ``cifar100:ROOT``; pretraining uses ``train`` without
+            its labels, the k-NN monitor ``train`` (bank) and ``val`` (queries).
+        skip_corrupt_images: Skip unreadable image files instead of stopping (pretraining serves the next readable
+            image; the monitor leaves them out); they are reported.
     """
 
     dataset: str = "digits"
+    skip_corrupt_images: bool = False
+
+    def __post_init__(self) -> None:
+        parse_data(self.dataset, where="data.dataset")
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,10 @@ import torch
 
 import resmlp
 from ssl_dino import knn, linear
-from ssl_dino.data import DigitsDataset, eval_transform
+from ssl_dino.data import eval_transform
 from ssl_dino.features import load_features
 from ssl_dino.linear import train_linear_probe
+from trainkit.data import digits_dataset
 
 DIGITS_TRAIN, DIGITS_VAL = 1438, 359
 
@@ -56,7 +57,7 @@ def teacher_features(path: Path, split: str) -> torch.Tensor:
     }
     model = resmlp.create_model("resmlp_tiny", num_classes=0).eval()
     model.load_state_dict(state)
-    dataset = DigitsDataset(split, size=16, transform=eval_transform(16, crop_ratio=1.0))
+    dataset = digits_dataset(split, size=16, transform=eval_transform(16, crop_ratio=1.0))
     images = torch.stack([dataset[i][0] for i in range(len(dataset))])
     with torch.no_grad():
         return model(images)
@@ -164,7 +165,7 @@ def test_knn_command_on_an_image_folder(tmp_path):
             for i in range(per_class):
                 pixels = (shade + 20 * torch.randn(20, 20, 3, generator=rng)).clamp(0, 255).to(torch.uint8).numpy()
                 Image.fromarray(pixels).save(folder / f"{i}.png")
-    args = ["--random-init", "--arch", "resmlp_tiny", "--data", str(tmp_path / "data"), "--nb-knn", "3"]
+    args = ["--random-init", "--arch", "resmlp_tiny", "--data", f"folder:{tmp_path / 'data'}", "--nb-knn", "3"]
     results = knn.main(args + ["--dump-features", str(tmp_path / "f")])
     train_x, _, test_x, _, num_classes = load_features(tmp_path / "f")
     assert (len(train_x), len(test_x), num_classes) == (8, 4, 2)

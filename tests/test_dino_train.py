@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 import resmlp
 from ssl_dino.recipe import DinoRecipe
@@ -41,9 +42,8 @@ def run(out: Path, *overrides: str, launcher: list[str] | None = None, extra_env
 
 
 def centre(out: Path, step: int) -> torch.Tensor:
-    """The DINO loss centre in checkpoint ``step`` (the loss is the second registered object)."""
-    path = out / "checkpoints" / f"step_{step:09d}" / "custom_checkpoint_1.pkl"
-    return torch.load(path, weights_only=False)["center"]
+    """The DINO loss centre in checkpoint ``step``."""
+    return load_file(str(out / "checkpoints" / f"step_{step:09d}" / "dino_loss.safetensors"))["center"]
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +61,7 @@ def test_one_process_run_monitors_knn_and_exports_the_teacher(reference):
     assert all(0.0 <= r["knn_top1"] <= 100.0 for r in records)
     model = resmlp.create_model("resmlp_tiny", checkpoint=reference / "model.pth", num_classes=0)
     assert model(torch.randn(2, 3, 16, 16)).shape == (2, 32)
-    teacher = torch.load(reference / "checkpoints" / "step_000000006" / "custom_checkpoint_0.pkl", weights_only=False)
+    teacher = load_file(str(reference / "checkpoints" / "step_000000006" / "teacher.safetensors"))
     for key, value in model.state_dict().items():
         torch.testing.assert_close(value, teacher[f"backbone.{key}"], rtol=0, atol=0)
     assert centre(reference, 6).abs().sum() > 0  # the centre moved and is saved
@@ -95,10 +95,12 @@ def test_kill_9_then_resume_equals_the_uninterrupted_run(reference, tmp_path):
     assert [r["step"] for r in read_jsonl(out / "metrics.jsonl")] == [0, 6]
 
 
-def test_unknown_backbone_lists_the_choices(tmp_path):
+def test_unknown_backbone_lists_the_choices(tmp_path, capsys):
     with pytest.raises(SystemExit) as err:
         main(["--recipe", str(TINY), "--output-dir", str(tmp_path / "x"), "backbone.name=resmlp_s99"])
-    assert "unknown backbone 'resmlp_s99'" in str(err.value) and "resmlp_s12" in str(err.value)
+    message = capsys.readouterr().err
+    assert err.value.code == 2 and message.count("\n") == 1
+    assert "unknown backbone 'resmlp_s99'" in message and "resmlp_s12" in message
     assert not (tmp_path / "x").exists()  # refused before any file is written
 
 
@@ -110,10 +112,10 @@ def test_unknown_backbone_lists_the_choices(tmp_path):
         (["crops.policy=derived_subgrid", "crops.local_size=20"], "local_size <= global_size"),
     ],
 )
-def test_crop_policy_that_cannot_work_fails_at_start_and_says_why(tmp_path, overrides, reason):
+def test_crop_policy_that_cannot_work_fails_at_start_and_says_why(tmp_path, capsys, overrides, reason):
     with pytest.raises(SystemExit) as err:
         main(["--recipe", str(TINY), "--output-dir", str(tmp_path / "x"), *overrides])
-    assert reason in str(err.value)
+    assert err.value.code == 2 and reason in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
 
 

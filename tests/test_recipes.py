@@ -1,7 +1,8 @@
 """Every recipe in recipes/vision loads into VisionRecipe, and the paper recipes carry the paper's values.
 
-Placeholders (``data.root``, ``distill.teacher_weights``, ``model.checkpoint``) need not exist: loading a recipe
-checks keys and types only. Sources: Touvron et al., arXiv 2105.03404 §3.1; deit#106 (ImageNet), deit#117 (CIFAR).
+Placeholders (the folder in ``data.dataset``, ``distill.teacher_weights``, ``model.checkpoint``) need not exist:
+loading a recipe checks keys and types only. Sources: Touvron et al., arXiv 2105.03404 §3.1; deit#106 (ImageNet),
+deit#117 (CIFAR).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def test_every_recipe_loads_and_every_key_has_a_comment(path):
 def test_imagenet_recipes_follow_the_paper(name, distilled):
     r = load(f"{name}_dist" if distilled else name)
     assert r.model.name == name and r.model.drop_path_rate == PAPER[name]
-    assert (r.data.dataset, r.data.num_classes) == ("folder", 1000)
+    assert (r.data.source.kind, r.data.num_classes) == ("folder", 1000)  # imagenet:ROOT
     assert (r.optim.name, r.optim.lr, r.optim.lr_reference_batch, r.optim.weight_decay) == ("lamb", 5e-3, 512, 0.2)
     # The paper's total batch on 8 GPUs (recipes/accelerate/gpu8.yaml), hence a peak lr of 2e-2.
     total = r.run.batch_size * 8 * r.run.grad_accum_steps
@@ -65,7 +66,7 @@ def test_imagenet_recipes_follow_the_paper(name, distilled):
 def test_cifar_finetune_follows_deit_117():
     r = load("resmlp_cifar_finetune")
     assert r.model.checkpoint and r.model.fresh_head and r.model.drop_path_rate == 0.05
-    assert r.data.dataset == "cifar10" and r.data.num_classes == 10
+    assert r.data.source.kind == "cifar10" and r.data.num_classes == 10
     assert (r.optim.name, r.optim.lr, r.optim.weight_decay) == ("adamw", 5e-6, 0.05)
     assert r.run.batch_size * 8 == 768 and r.run.precision == "no"
     assert (r.schedule.epochs, r.schedule.warmup_epochs, r.schedule.warmup_lr) == (1000, 5, 1e-6)

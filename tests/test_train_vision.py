@@ -141,7 +141,7 @@ def test_bad_recipe_keys_and_types_name_the_problem():
 
 def test_bad_data_is_refused_before_training(tmp_path):
     with pytest.raises(DataError, match="missing"):
-        train(recipe("data.dataset=folder", f"data.root={tmp_path / 'missing'}"), tmp_path / "a")
+        train(recipe(f"data.dataset=folder:{tmp_path / 'missing'}"), tmp_path / "a")
     with pytest.raises(DataError, match="says 7 classes but the data has 10"):
         train(recipe("data.num_classes=7"), tmp_path / "b")
     with pytest.raises(ValueError, match="not divisible by patch_size 4"):

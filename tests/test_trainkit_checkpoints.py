@@ -51,6 +51,11 @@ def make_state(accelerator, seed: int = 0):
     return model, optimizer, ema
 
 
+def manager(directory: Path, accelerator, model, optimizer, ema=None, **kwargs) -> CheckpointManager:
+    extras = {"ema": ema} if ema is not None else {}
+    return CheckpointManager(directory, accelerator, model=model, optimizer=optimizer, extras=extras, **kwargs)
+
+
 def snapshot(model, optimizer, ema) -> dict:
     return {
         "model": {k: v.clone() for k, v in model.state_dict().items()},
@@ -65,7 +70,7 @@ def rng_draws() -> tuple:
 
 def test_resume_restores_model_optimizer_ema_rng_and_position(tmp_path, accelerator):
     model, optimizer, ema = make_state(accelerator)
-    ckpt = CheckpointManager(tmp_path / "checkpoints", accelerator, extra_objects=[ema])
+    ckpt = manager(tmp_path / "checkpoints", accelerator, model, optimizer, ema)
     saved = ckpt.save(step=5, epoch=1, batch=2, extra={"best_top1": 12.5})
     before, draws = snapshot(model, optimizer, ema), rng_draws()
 
@@ -73,7 +78,7 @@ def test_resume_restores_model_optimizer_ema_rng_and_position(tmp_path, accelera
     fresh = new_accelerator(tmp_path)
     model, optimizer, ema = make_state(fresh, seed=1)  # other weights, other moments
     assert not torch.equal(model.state_dict()["head.weight"], before["model"]["head.weight"])
-    again = CheckpointManager(tmp_path / "checkpoints", fresh, extra_objects=[ema])
+    again = manager(tmp_path / "checkpoints", fresh, model, optimizer, ema)
     start = again.resume("auto")
 
     assert start == Position(step=5, epoch=1, batch=2, extra={"best_top1": 12.5}, path=saved)
@@ -86,19 +91,23 @@ def test_resume_restores_model_optimizer_ema_rng_and_position(tmp_path, accelera
 
 
 def test_rotation_keeps_the_last_k_and_points_latest_at_the_newest(tmp_path, accelerator):
-    make_state(accelerator)
-    ckpt = CheckpointManager(tmp_path, accelerator, keep_last=2)
+    model, optimizer, _ = make_state(accelerator)
+    ckpt = manager(tmp_path, accelerator, model, optimizer, keep_last=2)
     for step in (1, 2, 3, 4):
         ckpt.save(step, epoch=0, batch=step)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["latest", "step_000000003", "step_000000004"]
     assert (tmp_path / "latest").read_text().strip() == "step_000000004"
-    ckpt.save(4, epoch=1)  # re-saving a step replaces it (the epoch-end save after a step save)
-    assert json.loads((tmp_path / "step_000000004" / "position.json").read_text())["epoch"] == 1
+    # A second save at the same step gets a new name (a folder is never replaced in place, so `latest` never names
+    # a folder that is being swapped), and becomes the latest.
+    ckpt.save(4, epoch=1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["latest", "step_000000004", "step_000000004_1"]
+    assert (tmp_path / "latest").read_text().strip() == "step_000000004_1"
+    assert ckpt.resume("auto").epoch == 1
 
 
 def test_crash_between_write_and_rename_leaves_the_previous_checkpoint_latest(tmp_path, accelerator, monkeypatch):
     model, optimizer, _ = make_state(accelerator)
-    ckpt = CheckpointManager(tmp_path, accelerator)
+    ckpt = manager(tmp_path, accelerator, model, optimizer)
     ckpt.save(1, epoch=0, batch=1)
     weights_at_1 = {k: v.clone() for k, v in model.state_dict().items()}
     real_replace = os.replace
@@ -120,14 +129,14 @@ def test_crash_between_write_and_rename_leaves_the_previous_checkpoint_latest(tm
     assert (staging / "model.safetensors").is_file()  # the new state was fully written ...
     assert ckpt.latest() == tmp_path / "step_000000001"  # ... but never published
     assert (tmp_path / "latest").read_text().strip() == "step_000000001"
-    start = CheckpointManager(tmp_path, accelerator).resume("auto")  # same process: the same prepared model
+    start = manager(tmp_path, accelerator, model, optimizer).resume("auto")  # same process: the same prepared model
     assert start.step == 1 and not staging.exists()  # leftovers are cleaned on resume
     assert all(torch.equal(model.state_dict()[k], v) for k, v in weights_at_1.items())
 
 
 def test_resume_modes_off_path_and_errors(tmp_path, accelerator):
-    make_state(accelerator)
-    ckpt = CheckpointManager(tmp_path / "out" / "checkpoints", accelerator)
+    model, optimizer, _ = make_state(accelerator)
+    ckpt = manager(tmp_path / "out" / "checkpoints", accelerator, model, optimizer)
     assert ckpt.resume("off") == Position() and ckpt.resume("auto") == Position()
     ckpt.save(1, epoch=0, batch=1)
     ckpt.save(2, epoch=0, batch=2)

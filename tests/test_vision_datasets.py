@@ -9,6 +9,9 @@ import pytest
 from PIL import Image
 from torch.utils.data import DataLoader
 
+from trainkit.data import DataSource
+from trainkit.data.digits import SPLIT_SIZES
+from trainkit.data.procedural import _place_pairs
 from vision.config import DataConfig
 from vision.data import (
     PROCEDURAL_CLASSES,
@@ -24,8 +27,6 @@ from vision.data import (
     render_procedural,
 )
 from vision.data.build import check_same_classes
-from vision.data.digits import SPLIT_SIZES
-from vision.data.procedural import _place_pairs
 
 
 def _write_image(path: Path, value: int = 128, size: int = 8) -> Path:
@@ -49,7 +50,7 @@ def image_root(tmp_path: Path) -> Path:
 
 
 def test_folder_dataset_reads_both_splits(image_root: Path) -> None:
-    data = DataConfig(dataset="folder", root=str(image_root))
+    data = DataConfig(dataset=f"folder:{image_root}")
     train, val = build_dataset(data, "train"), build_dataset(data, "val")
     assert (len(train), len(val)) == (6, 4)
     assert train.classes == ["cat", "dog"]
@@ -60,28 +61,28 @@ def test_folder_dataset_reads_both_splits(image_root: Path) -> None:
 def test_missing_data_folder_names_it_and_the_layout(tmp_path: Path) -> None:
     missing = tmp_path / "imagenet"
     with pytest.raises(DataError, match=r"data folder not found: .*imagenet.*train/<class>/<image>"):
-        build_dataset(DataConfig(dataset="folder", root=str(missing)), "train")
+        build_dataset(DataConfig(dataset=f"folder:{missing}"), "train")
 
 
 def test_missing_split_folder_is_named(image_root: Path) -> None:
     (image_root / "val" / "cat").rename(image_root / "cat_moved")
     (image_root / "val" / "dog").rename(image_root / "dog_moved")
     (image_root / "val").rmdir()
-    with pytest.raises(DataError, match=r"data folder not found: .*val"):
-        build_dataset(DataConfig(dataset="folder", root=str(image_root)), "val")
+    with pytest.raises(DataError, match=r"has no val/ folder"):
+        build_dataset(DataConfig(dataset=f"folder:{image_root}"), "val")
 
 
 def test_folder_without_class_folders_is_refused(tmp_path: Path) -> None:
     _write_image(tmp_path / "train" / "loose.png")
     with pytest.raises(DataError, match="no class folders in"):
-        build_dataset(DataConfig(dataset="folder", root=str(tmp_path)), "train")
+        build_dataset(DataConfig(dataset=f"folder:{tmp_path}"), "train")
 
 
 def test_empty_class_folder_is_named(image_root: Path) -> None:
     (image_root / "train" / "emu").mkdir()
     (image_root / "train" / "emu" / "notes.txt").write_text("not an image")
     with pytest.raises(DataError, match=r"empty class folder.*train/emu"):
-        build_dataset(DataConfig(dataset="folder", root=str(image_root)), "train")
+        build_dataset(DataConfig(dataset=f"folder:{image_root}"), "train")
 
 
 def _corrupt(image_root: Path) -> tuple[Path, Path]:
@@ -95,7 +96,7 @@ def _corrupt(image_root: Path) -> tuple[Path, Path]:
 
 def test_corrupt_image_error_names_the_file(image_root: Path) -> None:
     garbage, _ = _corrupt(image_root)
-    dataset = build_dataset(DataConfig(dataset="folder", root=str(image_root)), "train")
+    dataset = build_dataset(DataConfig(dataset=f"folder:{image_root}"), "train")
     index = [p for p, _ in dataset.samples].index(str(garbage))
     with pytest.raises(DataError, match=rf"cannot read image {garbage}.*skip_corrupt_images"):
         dataset[index]
@@ -111,7 +112,7 @@ def test_truncated_image_error_names_the_file(image_root: Path) -> None:
 
 def test_skip_corrupt_counts_files_across_worker_processes(image_root: Path) -> None:
     garbage, truncated = _corrupt(image_root)
-    data = DataConfig(dataset="folder", root=str(image_root), skip_corrupt_images=True)
+    data = DataConfig(dataset=f"folder:{image_root}", skip_corrupt_images=True)
     train = build_dataset(data, "train", transform=lambda im: np.asarray(im).mean())
     loader = DataLoader(train, batch_size=2, num_workers=2)
     targets = [int(t) for _, batch in loader for t in batch]
@@ -122,7 +123,7 @@ def test_skip_corrupt_counts_files_across_worker_processes(image_root: Path) -> 
 def test_skip_corrupt_marks_val_images_with_target_minus_one(image_root: Path) -> None:
     bad = image_root / "val" / "dog" / "dog_bad.png"
     bad.write_bytes(b"\x89PNG broken")
-    data = DataConfig(dataset="folder", root=str(image_root), skip_corrupt_images=True)
+    data = DataConfig(dataset=f"folder:{image_root}", skip_corrupt_images=True)
     val = build_dataset(data, "val")
     targets = [val[i][1] for i in range(len(val))]
     assert targets.count(-1) == 1 and val.corrupt_files() == [str(bad)]
@@ -142,12 +143,12 @@ def test_imagenetv2_refuses_wnid_folders_and_training(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="named by class index"):
         ImageNetV2Folder(tmp_path)
     with pytest.raises(DataError, match="test set only"):
-        build_dataset(DataConfig(dataset="imagenetv2", root=str(tmp_path)), "train")
+        build_dataset(DataConfig(dataset=f"imagenetv2:{tmp_path}"), "train")
 
 
 def test_cifar_missing_files_say_where_to_put_them(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"cifar10 not found: .*cifar-10-batches-py lacks data_batch_1.*extract"):
-        build_dataset(DataConfig(dataset="cifar10", root=str(tmp_path)), "train")
+        build_dataset(DataConfig(dataset=f"cifar10:{tmp_path}"), "train")
     inner = tmp_path / "cifar-100-python"
     inner.mkdir()
     with pytest.raises(DataError, match="pass the parent folder"):
@@ -208,20 +209,20 @@ def test_procedural_geometry_matches_the_relation_labels() -> None:
 
 def test_class_count_mismatch_names_both_numbers(image_root: Path) -> None:
     with pytest.raises(DataError, match=r"says 5 classes but the data has 2"):
-        build_dataset(DataConfig(dataset="folder", root=str(image_root), num_classes=5), "train")
+        build_dataset(DataConfig(dataset=f"folder:{image_root}", num_classes=5), "train")
     with pytest.raises(DataError, match=r"says 100 classes but the data has 10"):
         check_num_classes(100, digits_dataset("val"), "model.num_classes")
 
 
 def test_train_and_val_with_different_classes_are_refused(image_root: Path) -> None:
     _make_split(image_root / "train", {"emu": 1})
-    data = DataConfig(dataset="folder", root=str(image_root))
+    data = DataConfig(dataset=f"folder:{image_root}")
     with pytest.raises(DataError, match=r"only in train: \['emu'\]"):
         check_same_classes(build_dataset(data, "train"), build_dataset(data, "val"))
 
 
 def test_parse_data_spec() -> None:
-    assert parse_data_spec("imagenet:/data/in1k") == DataConfig(dataset="folder", root="/data/in1k")
+    assert parse_data_spec("imagenet:/data/in1k").source == DataSource("folder", "/data/in1k", "imagenet:/data/in1k")
     assert parse_data_spec("procedural", builtin_size=48).builtin_size == 48
     with pytest.raises(DataError, match="unknown dataset 'mnist'"):
         parse_data_spec("mnist:/x")

@@ -15,8 +15,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 import resmlp
+from trainkit.data import CheckedImageFolder
 from vision.data import DataError, ImageNetV2Folder, load_real_labels, real_top1
-from vision.data.folders import CheckedImageFolder
 from vision.evaluate import evaluate, main
 
 
@@ -156,16 +156,21 @@ def test_cli_evaluates_a_saved_checkpoint_on_digits(tmp_path: Path, capsys: pyte
     assert "digits: images 359 | top1" in capsys.readouterr().out and metrics["crop_ratio"] == 0.9
 
 
-def test_cli_bad_paths_exit_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_bad_input_exits_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     checkpoint = resmlp.save_model(resmlp.create_model("resmlp_tiny"), tmp_path / "tiny.pth")
-    cases = [
-        (["--checkpoint", str(tmp_path / "missing.pth"), "--data", "digits"], "checkpoint not found"),
-        (["--checkpoint", str(checkpoint), "--data", f"imagenet:{tmp_path / 'nope'}"], "data folder not found"),
-        (["--checkpoint", str(checkpoint), "--data", f"cifar10:{tmp_path}"], "cifar10 not found"),
-        (["--checkpoint", str(checkpoint), "--data", "procedural"], "says 10 classes but the data has 12"),
+    cases = [  # status 2: an option written wrong; status 1: a file or folder that cannot be used
+        (["--checkpoint", str(tmp_path / "missing.pth"), "--data", "digits"], 1, "checkpoint not found"),
+        (["--checkpoint", str(checkpoint), "--data", f"imagenet:{tmp_path / 'nope'}"], 1, "data folder not found"),
+        (["--checkpoint", str(checkpoint), "--data", f"cifar10:{tmp_path}"], 1, "cifar10 not found"),
+        (["--checkpoint", str(checkpoint), "--data", "procedural"], 1, "says 10 classes but the data has 12"),
+        (["--checkpoint", str(checkpoint), "--data", "mnist"], 2, "unknown dataset 'mnist'"),
+        (["--checkpoint", str(checkpoint), "--data", str(tmp_path)], 2, f"--data=folder:{tmp_path}"),
+        (["--checkpoint", str(checkpoint)], 2, "pass --data"),
+        (["--checkpoint", str(checkpoint), "--data", "digits", "--checkpoint-key", "student"], 1, "own format"),
     ]
-    for argv, message in cases:
+    for argv, status, message in cases:
         with pytest.raises(SystemExit) as exit_info:
             main(argv)
         err = capsys.readouterr().err
-        assert exit_info.value.code == 2 and message in err and err.count("\n") == 1, err
+        assert exit_info.value.code == status and message in err and err.count("\n") == 1, err
+        assert "Traceback" not in err

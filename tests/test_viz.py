@@ -129,9 +129,9 @@ def test_cli_on_saved_checkpoint(tmp_path):
     assert "tiny.pth" in data["title"]
 
 
-def test_cli_missing_checkpoint_exits_2(tmp_path, capsys):
+def test_cli_missing_checkpoint_exits_1(tmp_path, capsys):
     missing = tmp_path / "nope.pth"
-    assert main(["--checkpoint", str(missing), "--out", str(tmp_path / "f.png")]) == 2
+    assert main(["--checkpoint", str(missing), "--out", str(tmp_path / "f.png")]) == 1  # a failure, not a usage error
     assert capsys.readouterr().err.splitlines() == [f"resmlp-viz: error: checkpoint file not found: {missing}"]
     assert not (tmp_path / "f.png").exists()
 
@@ -165,10 +165,11 @@ def test_cli_random_init_says_so(tmp_path, capsys):
     assert "RANDOM INIT" in json.loads(report.read_text())["title"]
 
 
-def test_cli_wrong_preset_for_checkpoint_exits_2(tmp_path, capsys):
+def test_cli_wrong_preset_for_checkpoint_exits_1(tmp_path, capsys):
     checkpoint = resmlp.save_model(resmlp.create_model("resmlp_tiny"), tmp_path / "tiny.pth")
-    assert main(["--checkpoint", str(checkpoint), "--model", "resmlp_mini", "--out", str(tmp_path / "f.png")]) == 2
-    assert "another architecture" in capsys.readouterr().err
+    assert main(["--checkpoint", str(checkpoint), "--model", "resmlp_mini", "--out", str(tmp_path / "f.png")]) == 1
+    err = capsys.readouterr().err
+    assert "another architecture" in err and err.count("\n") == 1 and "Traceback" not in err
 
 
 def test_cli_file_without_config_needs_its_preset(tmp_path, capsys):
@@ -178,7 +179,7 @@ def test_cli_file_without_config_needs_its_preset(tmp_path, capsys):
     checkpoint = resmlp.save_model(model, tmp_path / "deit.pth", layout="deit")  # raw state dict, no config
     report = tmp_path / "s.json"
     argv = ["--checkpoint", str(checkpoint), "--out", str(tmp_path / "f.png"), "--sparsity-json", str(report)]
-    assert main(argv) == 2  # read as the default resmlp_s12, which it is not
+    assert main(argv) == 1  # read as the default resmlp_s12, which it is not
     assert "resmlp-viz: error:" in capsys.readouterr().err
     assert main(argv + ["--model", "resmlp_tiny"]) == 0
     assert json.loads(report.read_text())["token_mixing"][1] == 1.0

@@ -24,11 +24,13 @@ from typing import Any
 
 import torch
 
+from resmlp.cli import UserError
+
 from .recipe_dump import flatten
 from .sections import RunConfig
 
 
-class LaunchError(RuntimeError):
+class LaunchError(UserError, RuntimeError):
     """The processes of this launch do not form the single process group the launcher asked for."""
 
 

@@ -14,9 +14,15 @@ from __future__ import annotations
 
 import torch
 
+from resmlp.cli import UserError
 
-class NonFiniteLossError(FloatingPointError):
-    """The training loss became NaN or infinite; the run stops and the last checkpoint stays the latest."""
+
+class NonFiniteLossError(UserError, FloatingPointError):
+    """The training loss became NaN or infinite; the run stops and the last checkpoint stays the latest.
+
+    Every process raises it at the same step, so it is printed once (by the main process)."""
+
+    main_process_only = True
 
 
 def check_finite_loss(loss: torch.Tensor | float, step: int, accelerator=None, *, precision: str = "") -> None:

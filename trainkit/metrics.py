@@ -1,12 +1,16 @@
 """Evaluation metrics as JSON lines (``OUTPUT_DIR/metrics.jsonl``) plus TensorBoard, safe across kills and resumes.
 
-One JSON object per evaluation, at least ``epoch``, ``step``, ``top1``, ``top5`` (percent) and ``loss``; callers
-add what they like (``train_loss``, ``lr``, ``top1_ema``, ``knn_top1`` ...). Each line is written with a single
+One JSON object per evaluation: ``evaluation`` records at least ``epoch``, ``step``, ``top1``, ``top5`` (percent)
+and ``loss`` (a classifier's evaluation), ``record`` any numbers (DINO: ``knn_top1``, ``teacher_entropy`` ...);
+callers add what they like (``train_loss``, ``lr``, ``ema_top1`` ...) and ``epochs``, the training progress in
+epochs that the curves are drawn against (0 before the first step). Each line is written with a single
 ``write`` and fsynced; a line torn by a kill is ignored when reading. When a run resumes from step S, lines logged
 after S by the interrupted run are dropped, so the file describes one continuous run::
 
     log = MetricsLogger(output_dir, accelerator, resume_step=start.step)
-    log.train(step, loss=loss.item(), lr=lr)                         # TensorBoard only: train/loss, train/lr
+    window = WindowMean()                                             # the training loss between two logs
+    window.add(loss)                                                  # every step, no device sync
+    log.train(step, loss=window.compute(accelerator), lr=lr)          # TensorBoard only: train/loss, train/lr
     log.evaluation(epoch=epoch, step=step, top1=81.2, top5=95.4, loss=0.91, train_loss=2.3)
     ...
     plot_curves(output_dir / "metrics.jsonl", output_dir / "curves.png")   # trainkit.curves
@@ -19,6 +23,8 @@ import math
 import os
 from pathlib import Path
 from typing import Any
+
+import torch
 
 METRICS_FILE = "metrics.jsonl"
 REQUIRED = ("epoch", "step", "top1", "top5", "loss")
@@ -77,6 +83,51 @@ class JsonlWriter:
         return len(records) - len(kept)
 
 
+class WindowMean:
+    """Mean of a per-step value (the training loss) over a window of steps and over all processes.
+
+    ``add`` keeps a running sum on the value's device without synchronising; ``compute`` reduces the sums of every
+    process (a collective: all processes call it), returns the mean and starts a new window. ``state``/``restore``
+    carry an unfinished window through a checkpoint (a JSON pair), so a resumed run logs the same numbers.
+    """
+
+    def __init__(self) -> None:
+        self.total: torch.Tensor | float = 0.0
+        self.count = 0
+        self.carried = (0.0, 0)  # sum and count of the steps before a resume (already over all processes)
+
+    def add(self, value: torch.Tensor | float) -> None:
+        value = value.detach().double() if isinstance(value, torch.Tensor) else float(value)
+        self.total = self.total + value
+        self.count += 1
+
+    def state(self, accelerator=None) -> list[float]:
+        """``[sum, count]`` over all processes so far in this window (a collective); the window goes on."""
+        total, count = self._reduced(accelerator)
+        return [total, count]
+
+    def restore(self, state: list[float] | None) -> None:
+        """Continue the window saved by ``state``; call it on every process with the same ``state``."""
+        self.total, self.count = 0.0, 0
+        self.carried = (float(state[0]), int(state[1])) if state else (0.0, 0)
+
+    def compute(self, accelerator=None) -> float:
+        """The window's mean over every process and step (NaN for an empty window); starts a new window."""
+        total, count = self._reduced(accelerator)
+        self.total, self.count, self.carried = 0.0, 0, (0.0, 0)
+        return total / count if count else math.nan
+
+    def _reduced(self, accelerator) -> tuple[float, int]:
+        device = accelerator.device if accelerator is not None else "cpu"
+        total = torch.as_tensor(self.total, dtype=torch.float64).reshape(()).to(device)
+        pair = torch.stack([total, torch.tensor(float(self.count), dtype=torch.float64, device=device)])
+        if accelerator is not None and accelerator.num_processes > 1:
+            pair = accelerator.reduce(pair, reduction="sum")
+        total, count = pair.tolist()
+        # The carried part is already a sum over all processes, and every process holds the same copy of it.
+        return total + self.carried[0], int(count) + self.carried[1]
+
+
 class MetricsLogger:
     """Evaluations to ``metrics.jsonl`` and TensorBoard; training scalars to TensorBoard. Main process writes.
 
@@ -103,6 +154,15 @@ class MetricsLogger:
         """Record one evaluation (accuracies in percent). Every process may call it; only the main one writes."""
         record = {"epoch": epoch, "step": step, "top1": float(top1), "top5": float(top5), "loss": float(loss)}
         record |= {k: (float(v) if hasattr(v, "item") else v) for k, v in more.items()}
+        if self.is_main:
+            self.writer.append(record)
+        scalars = {f"eval/{k}": v for k, v in record.items() if k not in ("epoch", "step") and _is_number(v)}
+        self._track(scalars | {"epoch": epoch}, step)
+
+    def record(self, *, epoch: int, step: int, **metrics: Any) -> None:
+        """Record one evaluation of any kind (DINO's k-NN ...); every process may call it, the main one writes."""
+        record = {"epoch": epoch, "step": step}
+        record |= {k: (float(v) if hasattr(v, "item") else v) for k, v in metrics.items()}
         if self.is_main:
             self.writer.append(record)
         scalars = {f"eval/{k}": v for k, v in record.items() if k not in ("epoch", "step") and _is_number(v)}

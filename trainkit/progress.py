@@ -3,12 +3,11 @@
 Throughput counts images of all processes (``images_per_step`` is the total batch) and is measured between
 updates, so it reflects the current speed rather than an average over start-up::
 
-    bar = ProgressBar(total_steps, accelerator, images_per_step=total_batch, initial=start.step)
-    for step in ...:
-        ...
-        if step % cfg.run.log_every_steps == 0:
-            bar.update(step + 1, loss=loss.item(), lr=lr)
-    bar.close()
+    with ProgressBar(total_steps, accelerator, images_per_step=total_batch, initial=start.step) as bar:
+        for step in ...:
+            ...
+            if step % cfg.run.log_every_steps == 0:
+                bar.update(step + 1, loss=mean_loss, lr=lr)
 """
 
 from __future__ import annotations
@@ -50,3 +49,9 @@ class ProgressBar:
 
     def close(self) -> None:
         self.bar.close()
+
+    def __enter__(self) -> ProgressBar:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()  # also on an error or an interrupt, so the error line is the last thing printed

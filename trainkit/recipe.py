@@ -27,7 +27,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from resmlp.cli import UsageError, add_debug_flag
+
 from .recipe_dump import flatten, save_resolved_config, to_plain
+from .recipe_help import describe_recipe
 from .yaml12 import yaml_load
 
 __all__ = [
@@ -45,8 +48,8 @@ __all__ = [
 T = TypeVar("T")
 
 
-class RecipeError(ValueError):
-    """A recipe (YAML file or command-line override) that does not fit the recipe's dataclass tree."""
+class RecipeError(UsageError, ValueError):
+    """A recipe (YAML file or command-line override) that does not fit the recipe's dataclass tree (exit status 2)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,6 +187,9 @@ def _build(cls: type[T], data: Mapping[str, Any], *, prefix: str, base: T | None
     for key, value in data.items():
         dotted = f"{prefix}.{key}" if prefix else str(key)
         if key not in fields:
+            removed = getattr(cls, "REMOVED_KEYS", {}).get(key)
+            if removed:
+                raise RecipeError(f"key {dotted!r} no longer exists: {removed}")
             hint = _suggest(str(key), list(fields), f"{prefix}." if prefix else "")
             raise RecipeError(f"unknown key {dotted!r}{hint}")
         current = getattr(base, key) if base is not None else _default(fields[key])
@@ -201,7 +207,9 @@ def _build(cls: type[T], data: Mapping[str, Any], *, prefix: str, base: T | None
     except (ValueError, TypeError) as err:
         if isinstance(err, RecipeError):
             raise
-        raise RecipeError(f"{prefix or cls.__name__}: {err}") from None
+        where = prefix or cls.__name__
+        message = " ".join(str(err).split())
+        raise RecipeError(message if message.startswith(f"{where}.") else f"{where}: {message}") from None
 
 
 _MISSING = object()
@@ -255,15 +263,24 @@ def load_recipe(root: type[T] | T, path: str | os.PathLike | None = None, overri
     return recipe
 
 
-def parse_command_line(root: type[T] | T, argv: Sequence[str] | None = None, *, prog: str | None = None) -> CommandLine:
+def parse_command_line(
+    root: type[T] | T, argv: Sequence[str] | None = None, *, prog: str | None = None, description: str | None = None
+) -> CommandLine:
     """Parse ``--recipe PATH --output-dir DIR section.key=value ...`` into a resolved recipe.
 
     Without ``--output-dir`` the run writes to ``outputs/<recipe file stem>`` (``outputs/default`` without a
-    recipe). ``argv`` defaults to ``sys.argv[1:]``.
+    recipe). ``argv`` defaults to ``sys.argv[1:]``. ``--help`` lists every recipe section and key with its default.
     """
-    parser = argparse.ArgumentParser(prog=prog, description="Train from a YAML recipe with key=value overrides.")
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=description or "Train from a YAML recipe with section.key=value overrides.",
+        epilog="Recipe keys (set them in the YAML file or as section.key=value; defaults shown):\n"
+        + describe_recipe(root),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--recipe", type=Path, default=None, help="YAML recipe file (see recipes/)")
     parser.add_argument("--output-dir", type=Path, default=None, help="where checkpoints, logs and config go")
+    add_debug_flag(parser)
     parser.add_argument("overrides", nargs="*", help="section.key=value overrides, e.g. optim.lr=1e-3")
     args = parser.parse_args(argv)
     recipe = load_recipe(root, args.recipe, args.overrides)

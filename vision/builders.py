@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 import resmlp
 from resmlp import ResMLPConfig
-from trainkit import Position
+from trainkit import Position, PreflightError, RecipeError
 
 from .losses import SupervisedLoss, build_loss
 from .recipe import ModelConfig, VisionRecipe
@@ -18,13 +20,25 @@ def build_model(model: ModelConfig, num_classes: int, in_chans: int) -> resmlp.R
     overrides = {"in_chans": in_chans, "drop_path_rate": model.drop_path_rate}
     if model.img_size is not None:
         overrides["img_size"] = model.img_size
-    return resmlp.create_model(
-        model.name,
-        checkpoint=model.checkpoint or None,
-        num_classes=num_classes,
-        fresh_head=model.fresh_head,
-        **overrides,
-    )
+    if model.checkpoint and not Path(model.checkpoint).is_file():
+        raise PreflightError(
+            f"model.checkpoint {model.checkpoint}: no such file; pass the weights to fine-tune from (any file "
+            "resmlp.create_model reads), or model.checkpoint='' to train from scratch"
+        )
+    try:
+        return resmlp.create_model(
+            model.name,
+            checkpoint=model.checkpoint or None,
+            num_classes=num_classes,
+            fresh_head=model.fresh_head,
+            **overrides,
+        )
+    except (ValueError, TypeError) as err:
+        if isinstance(err, resmlp.CheckpointError):
+            raise
+        # The recipe's model section does not give a valid architecture (e.g. an image size the patch does not
+        # divide): a recipe error, named by its section.
+        raise RecipeError(f"model ({model.name}, img_size={model.img_size}, in_chans={in_chans}): {err}") from None
 
 
 def build_training_loss(

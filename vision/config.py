@@ -8,9 +8,10 @@ with ``trainkit.sections`` into the full vision recipe; YAML keys map 1:1 onto t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
-DATASETS = ("digits", "procedural", "cifar10", "cifar100", "folder", "imagenetv2")
+from trainkit.data import DataSource, parse_data
+
 DISTILL_KINDS = ("none", "hard", "soft")
 
 
@@ -24,11 +25,10 @@ class DataConfig:
     """Which images to train and evaluate on.
 
     Attributes:
-        dataset: ``digits`` (built in: scikit-learn's 8x8 digits, upscaled), ``procedural`` (built in: generated
-            shapes whose class depends on their spatial relation), ``cifar10`` / ``cifar100`` (the python-pickle
-            files under ``root``), ``folder`` (ImageNet-style ``root/train/<class>/*`` and ``root/val/<class>/*``)
-            or ``imagenetv2`` (evaluation only: ``root/<0..999>/*``).
-        root: Folder of the data on disk (unused by the built-in datasets).
+        dataset: In the data grammar (docs/training.md, "Data"): ``digits`` or ``procedural`` (built in),
+            ``folder:ROOT`` / ``imagenet:ROOT`` (``ROOT/train/<class>/*`` and ``ROOT/val/<class>/*``),
+            ``cifar10:ROOT`` / ``cifar100:ROOT`` (the python-version files under ``ROOT``) or ``imagenetv2:ROOT``
+            (evaluation only).
         num_classes: Classes the recipe expects; null takes the count from the data. A disagreement is an error.
         builtin_size: Side in pixels at which the built-in datasets are rendered.
         builtin_channels: 3 (RGB) or 1 (grey) for the built-in datasets; the folder and CIFAR data are always RGB.
@@ -40,8 +40,11 @@ class DataConfig:
         std: Per-channel normalisation std; null uses ImageNet's (its average for 1-channel data).
     """
 
-    dataset: Literal["digits", "procedural", "cifar10", "cifar100", "folder", "imagenetv2"] = "digits"
-    root: str = ""
+    REMOVED_KEYS: ClassVar[dict[str, str]] = {
+        "root": "the folder is part of data.dataset now, e.g. data.dataset=folder:/data/imagenet"
+    }
+
+    dataset: str = "digits"
     num_classes: int | None = None
     builtin_size: int = 32
     builtin_channels: Literal[1, 3] = 3
@@ -53,10 +56,7 @@ class DataConfig:
     std: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
-        if self.dataset not in DATASETS:
-            raise ValueError(f"dataset must be one of {DATASETS}, got {self.dataset!r}")
-        if self.dataset in ("cifar10", "cifar100", "folder", "imagenetv2") and not self.root:
-            raise ValueError(f"dataset {self.dataset!r} reads files from disk: set data.root to their folder")
+        parse_data(self.dataset, where="data.dataset")
         if self.num_classes is not None and self.num_classes <= 0:
             raise ValueError(f"num_classes must be > 0 or null (from the data), got {self.num_classes}")
         if self.builtin_size < 8:
@@ -72,6 +72,11 @@ class DataConfig:
                 raise ValueError(f"data.mean has {len(self.mean)} values but data.std {len(self.std)}")
             if any(s <= 0 for s in self.std):
                 raise ValueError(f"data.std values must be > 0, got {self.std}")
+
+    @property
+    def source(self) -> DataSource:
+        """``dataset`` parsed (``trainkit.data.parse_data``)."""
+        return parse_data(self.dataset, where="data.dataset")
 
 
 @dataclass(frozen=True)

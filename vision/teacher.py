@@ -19,9 +19,18 @@ from torch import Tensor, nn
 
 import resmlp
 from resmlp.checkpoint import CheckpointError, safe_load
+from resmlp.cli import UserError
 
 # Wrappers that training scripts put around a state dict (timm's train.py, DeiT's main.py, plain exports).
 _WRAPPERS = ("model", "state_dict", "state_dict_ema", "model_ema")
+
+
+class MissingWeightsError(UserError, FileNotFoundError):
+    """The teacher's weights file does not exist (nothing is ever downloaded)."""
+
+
+class UnknownTeacherError(UserError, ValueError):
+    """``distill.teacher`` names no timm model."""
 
 
 class FrozenTeacher(nn.Module):
@@ -65,7 +74,7 @@ def _load_timm_teacher(name: str, weights: Path, num_classes: int, **kwargs) -> 
     try:
         model = timm.create_model(name, pretrained=False, num_classes=num_classes, **kwargs)
     except RuntimeError as err:  # timm: "Unknown model (...)"
-        raise ValueError(f"teacher {name!r}: {err}; see timm.list_models() for names") from None
+        raise UnknownTeacherError(f"distill.teacher {name!r}: {err}; see timm.list_models() for names") from None
     state_dict = _timm_state_dict(weights)
     # timm's own converter for the model family (e.g. official DeiT/FB layouts), when the family has one.
     remap = getattr(sys.modules[type(model).__module__], "checkpoint_filter_fn", None)
@@ -110,7 +119,7 @@ def load_teacher(
         raise ValueError(f"source must be 'auto', 'timm' or 'resmlp', got {source!r}")
     path = Path(weights)
     if not str(weights) or not path.is_file():
-        raise FileNotFoundError(
+        raise MissingWeightsError(
             f"teacher weights not found: {str(weights) or '(empty)'}; distill.teacher_weights must name a local "
             "file (nothing is downloaded)"
         )

@@ -91,7 +91,14 @@ def train(cfg: TinyRecipe, output_dir) -> None:
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
 
     # ============ resume ============
-    ckpt = CheckpointManager(output_dir / "checkpoints", accelerator, keep_last=cfg.run.keep_last, extra_objects=[ema])
+    ckpt = CheckpointManager(
+        output_dir / "checkpoints",
+        accelerator,
+        model=model,
+        optimizer=optimizer,
+        extras={"ema": ema},
+        keep_last=cfg.run.keep_last,
+    )
     start = ckpt.resume(cfg.run.resume)
     log = MetricsLogger(output_dir, accelerator, resume_step=start.step)
     per_epoch = steps_per_epoch(len(loader), cfg.run.grad_accum_steps)

@@ -27,7 +27,7 @@ from .errors import DataError
 
 logger = logging.getLogger(__name__)
 CorruptPolicy = Literal["error", "replace", "mark"]
-SKIP_HINT = "set data.skip_corrupt_images=true to skip such files (they are counted and reported)"
+SKIP_OPTION = "data.skip_corrupt_images=true"  # training recipes; the evaluation commands say --skip-corrupt-images
 
 
 def read_rgb(path: str) -> Image.Image:
@@ -47,6 +47,7 @@ class CheckedImageFolder(ImageFolder):
             training, where one extra copy of a neighbour is harmless) or ``mark`` (serve a black image with
             target -1, which ``vision.evaluate`` leaves out of every metric and counts as skipped).
         layout_hint: The expected layout, quoted in the error for a missing folder.
+        skip_option: How the user turns skipping on in the command at hand, quoted in the error for a corrupt file.
     """
 
     def __init__(
@@ -56,6 +57,7 @@ class CheckedImageFolder(ImageFolder):
         *,
         on_corrupt: CorruptPolicy = "error",
         layout_hint: str = "",
+        skip_option: str = SKIP_OPTION,
     ) -> None:
         root = Path(root)
         hint = layout_hint or f"{root}/<class>/<image>"
@@ -69,6 +71,7 @@ class CheckedImageFolder(ImageFolder):
             raise DataError(f"no class folders in {root} (expected the layout {hint}): {err}") from None
         self._check_no_empty_class(root)
         self.on_corrupt = on_corrupt
+        self.skip_option = skip_option
         # One byte per sample in shared memory: worker processes (forked, or spawned with the dataset as an
         # argument, the one moment a RawArray may be pickled) mark the files they could not read.
         self._corrupt = multiprocessing.RawArray("B", len(self.samples))
@@ -97,7 +100,10 @@ class CheckedImageFolder(ImageFolder):
         path = self.samples[index][0]
         reason = f"{type(err).__name__}: {err}".replace("\n", " ")
         if self.on_corrupt == "error":
-            raise DataError(f"cannot read image {path} ({reason}); replace or delete the file, or {SKIP_HINT}")
+            raise DataError(
+                f"cannot read image {path} ({reason}); replace or delete the file, or pass {self.skip_option} to "
+                "skip unreadable images (they are counted and reported)"
+            )
         if not self._corrupt[index]:
             self._corrupt[index] = 1
             logger.warning("skipping unreadable image %s (%s)", path, reason)
@@ -131,7 +137,7 @@ class ImageNetV2Folder(CheckedImageFolder):
             raise DataError(
                 f"ImageNet-V2 class folders are named by class index (0 .. 999), but {directory} has "
                 f"{', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''}; for folders named by WordNet id use "
-                "data.dataset=folder"
+                f"folder:{Path(directory)}"
             )
         indices = sorted(int(name) for name in names)
         if indices != list(range(len(indices))):

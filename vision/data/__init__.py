@@ -2,17 +2,26 @@
 
 Entry points: ``build_dataset(data_cfg, split, transform)`` for one split, and ``build_loaders(...)`` for the
 training and validation DataLoaders of one process (see ``loaders.py`` for what to pass to
-``accelerator.prepare``).
+``accelerator.prepare``). The datasets and the data grammar (``data.dataset``, ``--data``) live in
+``trainkit.data``, shared with DINO; they are re-exported here.
 """
 
+from trainkit.data import (
+    DIGIT_CLASSES,
+    PROCEDURAL_CLASSES,
+    CheckedImageFolder,
+    DataError,
+    DataSpecError,
+    ImageNetV2Folder,
+    cifar_dataset,
+    digits_dataset,
+    procedural_dataset,
+    render_procedural,
+)
+
 from .build import build_dataset, check_num_classes, check_same_classes, dataset_channels, parse_data_spec
-from .cifar import cifar_dataset
-from .digits import DIGIT_CLASSES, digits_dataset
-from .errors import DataError
-from .folders import CheckedImageFolder, ImageNetV2Folder
 from .loaders import VisionLoaders, build_loaders
 from .mixup import build_mixup, check_even_batch
-from .procedural import PROCEDURAL_CLASSES, procedural_dataset, render_procedural
 from .real_labels import load_real_labels, real_top1
 from .sampler import ShardedTrainSampler
 from .seeded import SeededSamples
@@ -23,6 +32,7 @@ __all__ = [
     "PROCEDURAL_CLASSES",
     "CheckedImageFolder",
     "DataError",
+    "DataSpecError",
     "ImageNetV2Folder",
     "SeededSamples",
     "ShardedTrainSampler",

@@ -17,9 +17,11 @@ import torch
 from timm.data import Mixup
 from torch.utils.data import DataLoader
 
+from trainkit.data import CheckedImageFolder, DataError
+from trainkit.interrupts import ignore_in_workers
+
 from ..config import AugmentConfig, DataConfig, EvalConfig
 from .build import build_dataset, check_same_classes, dataset_channels
-from .folders import CheckedImageFolder
 from .mixup import build_mixup, check_even_batch
 from .sampler import ShardedTrainSampler
 from .seeded import SeededSamples
@@ -109,12 +111,15 @@ def build_loaders(
         seed=seed,
     )
     if sampler.samples_per_rank < batch_size:
-        raise ValueError(
+        raise DataError(
             f"each process gets {sampler.samples_per_rank} training images per epoch, fewer than one batch of "
             f"{batch_size}; lower run.batch_size or use more data"
         )
     pin = torch.cuda.is_available()
+    # Workers leave Ctrl-C / SIGTERM to the training loop, which finishes its step and saves (trainkit.interrupts).
     common = {"num_workers": num_workers, "pin_memory": pin, "persistent_workers": num_workers > 0}
+    if num_workers:
+        common["worker_init_fn"] = ignore_in_workers
     # Own generators: creating an iterator of a loader without one draws from the global torch RNG, so a resumed
     # run (which creates one iterator more, mid-epoch) would drift from an uninterrupted one.
     # drop_last: Mixup needs full, even batches, and every rank must take the same number of steps.

@@ -13,7 +13,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from .errors import DataError
+from trainkit.data import DataError
 
 
 def read_real_json(path: str | os.PathLike) -> list[list[int]]:
