@@ -11,6 +11,7 @@ from .factory import create_model
 from .fast import fuse
 from .model import ResMLP
 from .registry import get_config, list_models, register_config
+from .zoo import list_pretrained
 
 __version__ = "0.1.0"
 
@@ -31,6 +32,7 @@ __all__ = [
     "get_config",
     "layerscale_init_for_depth",
     "list_models",
+    "list_pretrained",
     "read_checkpoint",
     "register_config",
     "save_model",

@@ -1,4 +1,4 @@
-"""``create_model``: a preset by name, optionally with weights from any supported checkpoint."""
+"""``create_model``: a preset by name, optionally with released weights (by tag) or any supported checkpoint."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from .checkpoint import CheckpointError, load_weights, read_checkpoint
 from .config import ResMLPConfig
 from .model import ResMLP
 from .registry import get_config, pretrained_cfg
+from .zoo import is_tag, resolve_checkpoint, split_name, weights_for
 
 # Fields that define the architecture of a preset; a checkpoint of another architecture is refused.
 _STRUCTURAL = ("embed_dim", "depth", "patch_size", "mlp_ratio")
@@ -17,6 +18,7 @@ _STRUCTURAL = ("embed_dim", "depth", "patch_size", "mlp_ratio")
 def create_model(
     name: str,
     *,
+    pretrained: bool = False,
     checkpoint: str | os.PathLike | None = None,
     num_classes: int | None = None,
     fresh_head: bool = False,
@@ -26,10 +28,14 @@ def create_model(
     """Build the preset ``name`` (see ``list_models()``), optionally loading weights.
 
     Args:
-        name: Preset name, e.g. ``"resmlp_s12"``.
-        checkpoint: An official deit ResMLP file (raw or under ``"model"``), a DINO checkpoint (the teacher is
-            read; ``checkpoint_key="student"`` for the student), a timm ``resmlp_*`` state dict, or a file
-            written by ``resmlp.save_model``. Layouts are converted on the fly.
+        name: Preset name, e.g. ``"resmlp_s12"``, optionally with a weight tag: ``"resmlp_s12.fb_distilled_in1k"``
+            (see ``resmlp.list_pretrained()``).
+        pretrained: Load the released weights of the tag (a bare preset name takes its first tag, ``fb_in1k``),
+            downloaded once into torch.hub's cache (``RESMLP_WEIGHTS_URL`` overrides the base URL). DINO weights
+            load as a backbone (``num_classes=0``) unless ``num_classes`` is given (then with a fresh head).
+        checkpoint: A weight tag (``"resmlp_s12.fb_in1k"``), an official deit ResMLP file (raw or under
+            ``"model"``), a DINO checkpoint (the teacher is read; ``checkpoint_key="student"`` for the student), a
+            timm ``resmlp_*`` state dict, or a file written by ``resmlp.save_model``. Layouts are converted on the fly.
         num_classes: Classifier outputs. Default: the preset's, or the checkpoint's head size (0, features
             only, when the checkpoint has no head).
         fresh_head: Ignore the checkpoint's head and keep a freshly initialised one (fine-tuning).
@@ -43,6 +49,24 @@ def create_model(
         CheckpointError: The file cannot be read safely, holds no ResMLP weights, or does not fit the model (every
             missing/unexpected key and shape mismatch is listed with the fix).
     """
+    preset, tag = split_name(name)
+    weights = None
+    if pretrained:
+        if checkpoint is not None:
+            raise ValueError("pass pretrained=True (released weights) or checkpoint=..., not both")
+        weights = weights_for(name)
+        checkpoint = weights.name
+    elif tag is not None:
+        weights_for(name)  # an unknown tag is an error even without pretrained=True, as in timm
+    elif checkpoint is not None and is_tag(checkpoint):
+        weights = weights_for(str(checkpoint))
+    if weights is not None and weights.backbone:
+        # DINO weights carry no trained classifier: features, or a fresh head when classes are asked for.
+        fresh_head = fresh_head or (num_classes is not None and num_classes > 0)
+        num_classes = 0 if num_classes is None else num_classes
+    name = preset
+    if checkpoint is not None:
+        checkpoint = resolve_checkpoint(checkpoint)
     if num_classes is not None:
         overrides["num_classes"] = num_classes
     requested = get_config(name, **overrides)  # also rejects unknown override names

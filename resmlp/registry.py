@@ -44,7 +44,7 @@ def get_config(name: str, **overrides) -> ResMLPConfig:
     return dataclasses.replace(base, **overrides)
 
 
-def pretrained_cfg(name: str, config: ResMLPConfig | None = None) -> dict:
+def pretrained_cfg(name: str, config: ResMLPConfig | None = None, *, url: str = "") -> dict:
     """timm's ``pretrained_cfg`` for a preset: the evaluation transform and the model's named parts.
 
     The paper's 224 px models evaluate as DeiT does (bicubic resize to 224 / 0.9 = 248, centre crop 224); the small
@@ -53,7 +53,7 @@ def pretrained_cfg(name: str, config: ResMLPConfig | None = None) -> dict:
     config = config or get_config(name)
     height, width = config.image_hw
     return dict(
-        url="",
+        url=url,
         num_classes=config.num_classes,
         input_size=(config.in_chans, height, width),
         pool_size=None,
@@ -65,6 +65,8 @@ def pretrained_cfg(name: str, config: ResMLPConfig | None = None) -> dict:
         first_conv="patch_embed.proj",
         classifier="head",
         license="apache-2.0",
+        origin_url="https://github.com/facebookresearch/deit",
+        paper_ids="arXiv:2105.03404",
     )
 
 
