@@ -144,7 +144,8 @@ def train(cfg: DinoRecipe, output_dir: Path) -> dict[str, float]:
     policy = student.policy
     check_output_dir(output_dir)  # before anything writes there (TensorBoard, config.yaml, the first checkpoint)
     accelerator = build_accelerator(cfg.run, output_dir)
-    student = sync_batchnorm(student, accelerator)  # global-batch statistics; before the teacher copy and prepare
+    # As the reference: batch statistics over every process in student and teacher (BN head, CNN backbones).
+    student = sync_batchnorm(student, accelerator)
     if accelerator.is_main_process:
         save_resolved_config(cfg, output_dir)
     start_tracking(accelerator, cfg, run_name=output_dir.name)
@@ -176,6 +177,9 @@ def train(cfg: DinoRecipe, output_dir: Path) -> dict[str, float]:
     total_batch = cfg.run.batch_size * accelerator.num_processes * cfg.run.grad_accum_steps
     optimizer = build_optimizer(student, cfg.optim, total_batch)
     student, optimizer, loader = accelerator.prepare(student, optimizer, loader)
+    if cfg.run.compile:  # in place: parameter names, checkpoints and unwrap_model stay as they are
+        student.compile()
+        teacher.compile()
     monitor = None
     if cfg.monitor.every_epochs:
         monitor = KnnMonitor(
