@@ -134,8 +134,8 @@ def dino_run(out: Path, *overrides: str, launcher: list[str]) -> subprocess.Comp
 def final_state(out: Path) -> dict[str, dict[str, torch.Tensor]]:
     """Student, teacher and DINO centre of the last checkpoint of a run."""
     folder = out / "checkpoints" / (out / "checkpoints" / "latest").read_text().strip()
-    teacher = torch.load(folder / "custom_checkpoint_0.pkl", weights_only=False)
-    center = torch.load(folder / "custom_checkpoint_1.pkl", weights_only=False)["center"]
+    teacher = load_file(folder / "teacher.safetensors")  # trainkit checkpoints: safetensors, never pickles
+    center = load_file(folder / "dino_loss.safetensors")["center"]
     return {"student": load_file(folder / "model.safetensors"), "teacher": teacher, "centre": {"centre": center}}
 
 
