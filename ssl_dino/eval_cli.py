@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+import resmlp
 from resmlp.cli import UsageError, UserError, add_debug_flag
 from trainkit.data import GRAMMAR
 
@@ -67,6 +68,8 @@ def features_for(args: argparse.Namespace) -> Bundle | None:
         raise UsageError("pass --checkpoint PATH, or --random-init --arch NAME (or --load-features DIR)")
     if args.random_init and args.arch is None:
         raise UsageError("--random-init needs --arch NAME (a resmlp preset or a timm model)")
+    if not args.random_init and resmlp.zoo.is_tag(args.checkpoint):  # released weights by name: fetch them
+        args.checkpoint = str(resmlp.zoo.resolve_checkpoint(args.checkpoint))
     if not args.random_init and not Path(args.checkpoint).is_file():
         raise UserError(f"checkpoint not found: {args.checkpoint}; pass an existing file (e.g. a DINO run's model.pth)")
     accelerator = Accelerator()

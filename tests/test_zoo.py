@@ -182,3 +182,23 @@ def test_list_pretrained_reports_the_papers_numbers():
     rows = dict(resmlp.list_pretrained())
     assert rows["resmlp_s12.fb_in1k"] == "top-1 76.6" and rows["resmlp_b24_8.fb_in22k_ft_in1k"] == "top-1 84.4"
     assert rows["resmlp_s24.fb_dino"] == "k-NN 69.4, linear 72.8" and len(rows) == 11
+
+
+def test_task_commands_accept_a_tag(zoo, tmp_path):
+    """ssl_dino.knn and vision.evaluate take ``--checkpoint resmlp_s12.fb_dino``: the tag is fetched through the zoo.
+
+    To keep the test fast the server publishes, under the released DINO name, a small model in our own format (its
+    config inside); what is tested is that the command resolves the tag, downloads and loads the file.
+    """
+    from accelerate.state import AcceleratorState
+
+    from ssl_dino import knn
+
+    server, _ = zoo
+    torch.manual_seed(0)
+    resmlp.save_model(create_model("resmlp_tiny", num_classes=0), tmp_path / "small.pth")
+    server.files["resmlp_12_dino.pth"] = (tmp_path / "small.pth").read_bytes()
+    results = knn.main(["--checkpoint", "resmlp_s12.fb_dino", "--data", "digits", "--nb-knn", "20"])
+    AcceleratorState._reset_state(reset_partial_state=True)
+    assert "resmlp_12_dino.pth" in server.requests and (cache_dir() / "resmlp_12_dino.pth").is_file()
+    assert results

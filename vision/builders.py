@@ -20,10 +20,11 @@ def build_model(model: ModelConfig, num_classes: int, in_chans: int) -> resmlp.R
     overrides = {"in_chans": in_chans, "drop_path_rate": model.drop_path_rate}
     if model.img_size is not None:
         overrides["img_size"] = model.img_size
-    if model.checkpoint and not Path(model.checkpoint).is_file():
+    if model.checkpoint and not resmlp.zoo.is_tag(model.checkpoint) and not Path(model.checkpoint).is_file():
         raise PreflightError(
             f"model.checkpoint {model.checkpoint}: no such file; pass the weights to fine-tune from (any file "
-            "resmlp.create_model reads), or model.checkpoint='' to train from scratch"
+            "resmlp.create_model reads, or a released tag such as resmlp_s12.fb_in1k), or model.checkpoint='' to "
+            "train from scratch"
         )
     try:
         return resmlp.create_model(

@@ -29,6 +29,7 @@ from torch.utils.data import DataLoader
 from resmlp import ResMLP, ResMLPConfig, create_model, list_models, read_checkpoint
 from resmlp.checkpoint import CheckpointError, load_weights
 from resmlp.cli import UsageError, UserError, add_debug_flag, command
+from resmlp.zoo import is_tag, resolve_checkpoint, split_name
 from trainkit.data import GRAMMAR
 
 from .data import (
@@ -229,6 +230,9 @@ def _checkpoint_file(path: Path) -> Path:
 def main(argv: Sequence[str] | None = None) -> int:
     """Evaluate a checkpoint from the command line; a user error is one line (status 2: usage, 1: failure)."""
     args = _parser().parse_args(argv)
+    if is_tag(args.checkpoint):  # released weights by name (resmlp_s12.fb_in1k): fetch them, the tag names the preset
+        args.model = args.model or split_name(args.checkpoint)[0]
+        args.checkpoint = str(resolve_checkpoint(args.checkpoint))
     checkpoint = _checkpoint_file(Path(args.checkpoint))
     run = RunSettings() if args.ignore_run_config else read_run_settings(args.checkpoint)
     overrides = {"img_size": args.img_size} if args.img_size else {}
