@@ -282,7 +282,7 @@ def parse_command_line(
     parser.add_argument("--output-dir", type=Path, default=None, help="where checkpoints, logs and config go")
     add_debug_flag(parser)
     parser.add_argument("overrides", nargs="*", help="section.key=value overrides, e.g. optim.lr=1e-3")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)  # overrides may come before and after the options
     recipe = load_recipe(root, args.recipe, args.overrides)
     output_dir = args.output_dir or Path("outputs") / (args.recipe.stem if args.recipe else "default")
     return CommandLine(recipe, output_dir, args.recipe, tuple(args.overrides))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import _compat_pickle
 import argparse
 import os
 import pickle
@@ -108,6 +109,7 @@ def safe_load(path: str | os.PathLike) -> Any:
         # and never for a callable that runs code (exec, eval, os.system ...): no checkpoint needs one.
         name = refused.group(1).rstrip(".")
         if _runs_code(name):
+            name = _python3_name(name)
             raise CheckpointError(
                 f"refusing to load {path}: it pickles {name}, which runs code or commands when loaded. No "
                 "checkpoint needs it: the file is malicious or not a checkpoint. Do not load it; get the weights "
@@ -131,9 +133,18 @@ _CODE_RUNNING_MODULES = {
 }  # fmt: skip
 
 
+def _python3_name(name: str) -> str:
+    """``module.name`` as Python 3 spells it: pickle protocol 2 writes ``commands.Popen`` for ``subprocess.Popen``,
+    ``__builtin__.eval`` for ``builtins.eval`` (``_compat_pickle``); a bare name is a builtin."""
+    module, _, attr = name.rpartition(".")
+    module = module or "builtins"
+    module, attr = _compat_pickle.NAME_MAPPING.get((module, attr), (module, attr))
+    return f"{_compat_pickle.IMPORT_MAPPING.get(module, module)}.{attr}"
+
+
 def _runs_code(name: str) -> bool:
     """Whether the global ``module.name`` belongs to a module that runs code when a pickle calls it."""
-    module = name.rsplit(".", 1)[0] if "." in name else "builtins"
+    module = _python3_name(name).rpartition(".")[0]
     return any(module == m or module.startswith(m + ".") for m in _CODE_RUNNING_MODULES)
 
 
