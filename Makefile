@@ -25,7 +25,7 @@ demo: install
 	$(PY) -m demo.foundation --out-dir outputs/demo
 	$(PY) -m demo.vision --out-dir outputs/demo
 	$(PY) -m demo.dino --out-dir outputs/demo
-	$(PY) -m seq2seq.demo --out-dir outputs/demo/seq2seq
+	$(PY) -m demo.seq2seq --out-dir outputs/demo/seq2seq
 
 lint: install
 	$(VENV)/bin/ruff check .

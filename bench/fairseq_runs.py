@@ -1,7 +1,8 @@
 """Run fairseq's command-line tools as subprocesses and read the numbers back from their logs.
 
-Used by the demo, the benchmark and the tests, which all drive the real ``fairseq-*`` tools exactly as a user would.
-Training logs are read in ``--log-format json``; generation numbers come from ``fairseq-generate``'s summary lines.
+Used by the seq2seq demo, benchmark and tests, which all drive the real ``fairseq-*`` tools (and ``resmlp-fairseq``)
+exactly as a user would. Training logs are read in ``--log-format json``; generation numbers come from
+``fairseq-generate``'s summary lines.
 """
 
 from __future__ import annotations
@@ -14,16 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
-def plugin_dir() -> str:
-    """The ``--user-dir`` to give fairseq: this package's folder."""
-    return str(Path(__file__).resolve().parent)
-
-
 def fairseq_tool(name: str) -> list[str]:
-    """The console script ``name`` (e.g. ``fairseq-train``) of this Python's environment, or its module form."""
+    """The console script ``name`` (``fairseq-train``, ``resmlp-fairseq``, ...) of this Python's environment, or
+    its module form."""
     script = Path(sys.executable).parent / name
     if script.is_file():
         return [str(script)]
+    if name == "resmlp-fairseq":
+        return [sys.executable, "-m", "seq2seq.launcher"]
     return [sys.executable, "-m", "fairseq_cli." + name.removeprefix("fairseq-").replace("-", "_")]
 
 

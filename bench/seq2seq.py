@@ -24,7 +24,7 @@ import os  # noqa: E402
 import statistics  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from seq2seq.comparison import (  # noqa: E402
+from .seq2seq_compare import (  # noqa: E402
     CONTENDERS,
     Budget,
     Contender,

@@ -2,7 +2,7 @@
 
 Both models get the same data, the same number of updates of the same token budget, the same optimiser, schedule,
 loss and beam search; only ``--arch`` and the peak learning rate differ, each model using its best rate from the
-same grid (chosen on validation loss by ``bench/seq2seq.py``). Shared by ``python -m seq2seq.demo`` and the benchmark.
+same grid (chosen on validation loss by ``bench/seq2seq.py``). Shared by ``python -m demo.seq2seq`` and the benchmark.
 """
 
 from __future__ import annotations
@@ -12,17 +12,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .cli_runs import (
-    GenerationSpeed,
-    bleu_score,
-    generation_speed,
-    json_records,
-    parameter_count,
-    plugin_dir,
-    run_tool,
-)
-from .prepare import prepare
-from .synthetic import SOURCE_LANG, TARGET_LANG, write_splits
+from seq2seq.user_dir import plugin_dir
+from seq2seq_data.prepare import prepare
+from seq2seq_data.synthetic import SOURCE_LANG, TARGET_LANG, write_splits
+
+from .fairseq_runs import GenerationSpeed, bleu_score, generation_speed, json_records, parameter_count, run_tool
 
 
 @dataclass(frozen=True)

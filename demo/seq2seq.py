@@ -1,7 +1,7 @@
 """``make demo`` stage: train ``resmlp_tiny`` on the built-in language pair, translate its test split, and print BLEU
 beside fairseq's ``transformer_tiny`` of matched size trained with the same budget.
 
-Usage: ``python -m seq2seq.demo --out-dir outputs/demo/seq2seq`` (about 1-3 minutes on 2 CPU cores). Every step runs
+Usage: ``python -m demo.seq2seq --out-dir outputs/demo/seq2seq`` (about 1-3 minutes on 2 CPU cores). Every step runs
 the real fairseq tools (``fairseq-preprocess``, ``fairseq-train``, ``fairseq-generate``); the exact commands are in
 ``docs/seq2seq.md``.
 """
@@ -13,7 +13,7 @@ import os
 import time
 from pathlib import Path
 
-from .comparison import CONTENDERS, Budget, make_synthetic_data, results_table, train_and_evaluate
+from bench.seq2seq_compare import CONTENDERS, Budget, make_synthetic_data, results_table, train_and_evaluate
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -5,6 +5,10 @@ model's dataclass defaults into its config *before* an ``--arch`` preset runs wh
 fairseq-hydra-train, which would silently turn ``_name: resmlp_tiny`` into ResMLP-6. So the dataclass registered with
 fairseq, ``ResMLPSeq2SeqArgs``, is derived from it with every default ``None`` ("not set"): presets fill what is
 unset, and ``resolve_config`` fills the rest from ``ResMLPSeq2SeqConfig``. The same order holds for fairseq-train.
+
+``record_config`` then writes every resolved value back into fairseq's ``cfg.model``, which is what a checkpoint
+stores: a checkpoint names every option's effective value and loads the same model whatever the defaults (or the
+presets) of a later version of this plugin are.
 """
 
 # No `from __future__ import annotations`: fairseq reads the field types at runtime.
@@ -13,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
+from omegaconf import DictConfig, open_dict
 
 SUBLAYER_NORM_CHOICES = ChoiceEnum(["affine", "layernorm"])
 POSITIONAL_EMBEDDING_CHOICES = ChoiceEnum(["none", "sinusoidal", "learned"])
@@ -39,6 +44,10 @@ class ResMLPSeq2SeqConfig:
     )
     dropout: float = field(default=0.1, metadata={"help": "dropout on embeddings and on every sublayer's output"})
     attention_dropout: float = field(default=0.0, metadata={"help": "dropout on cross-attention weights"})
+    # The transformer's --activation-dropout: inside the feed-forward sublayer, after its activation. 0 as there
+    # (docs/seq2seq.md, "Dropout"): each dropout draws a random mask as large as the activations, which at small
+    # widths costs as much as a matrix product.
+    activation_dropout: float = field(default=0.0, metadata={"help": "dropout inside the channel MLP, after the GELU"})
     share_decoder_input_output_embed: bool = field(
         default=False, metadata={"help": "share decoder input and output embeddings"}
     )
@@ -73,6 +82,14 @@ class ResMLPSeq2SeqConfig:
     )
     layerscale_init: float = field(default=0.2, metadata={"help": "LayerScale init of every residual branch"})
     drop_path: float = field(default=0.0, metadata={"help": "stochastic depth rate of every residual branch"})
+    checkpoint_activations: bool = field(
+        default=False,
+        metadata={"help": "recompute each layer's activations in the backward pass (fairseq's checkpoint_wrapper)"},
+    )
+    offload_activations: bool = field(
+        default=False,
+        metadata={"help": "checkpoint activations and keep the saved inputs on the CPU; sets --checkpoint-activations"},
+    )
 
     def validate(self, *, joined_dictionary: bool) -> None:
         """Raise ``ValueError`` naming the bad option and how to fix it."""
@@ -90,7 +107,7 @@ class ResMLPSeq2SeqConfig:
             if not joined_dictionary:
                 raise ValueError(
                     "--share-all-embeddings needs one dictionary for both languages; binarise with "
-                    "fairseq-preprocess --joined-dictionary (the seq2seq.prepare command does)"
+                    "fairseq-preprocess --joined-dictionary (python -m seq2seq_data.prepare does)"
                 )
             if self.encoder_embed_dim != self.decoder_embed_dim:
                 raise ValueError(
@@ -108,6 +125,19 @@ class ResMLPSeq2SeqConfig:
                 raise ValueError(f"--{name.replace('_', '-')} must be one of {allowed}, got {getattr(self, name)!r}")
         if not 0.0 <= self.drop_path < 1.0:
             raise ValueError(f"--drop-path must be in [0, 1), got {self.drop_path}")
+        for name in ("dropout", "attention_dropout", "activation_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"--{name.replace('_', '-')} must be in [0, 1), got {getattr(self, name)}")
+
+    def effective(self) -> "ResMLPSeq2SeqConfig":
+        """The options as the model uses them: options that imply others are applied (as fairseq's transformer
+        does), so the stored config says what the model is, not which flags were typed."""
+        implied = {}
+        if self.share_all_embeddings:
+            implied["share_decoder_input_output_embed"] = True
+        if self.offload_activations:
+            implied["checkpoint_activations"] = True
+        return dataclasses.replace(self, **implied)
 
 
 def _unset_by_default(config_cls: type) -> type:
@@ -125,12 +155,29 @@ ResMLPSeq2SeqArgs = _unset_by_default(ResMLPSeq2SeqConfig)
 
 
 def resolve_config(cfg: Any) -> ResMLPSeq2SeqConfig:
-    """The typed config from fairseq's ``cfg.model`` (Namespace or DictConfig): set values win, the rest (None or
-    absent, e.g. fields newer than a checkpoint) take the ``ResMLPSeq2SeqConfig`` defaults."""
+    """The typed, effective config from fairseq's ``cfg.model`` (Namespace or DictConfig): set values win, the
+    rest (None, or absent: a field newer than the checkpoint) take the ``ResMLPSeq2SeqConfig`` defaults.
+
+    Checkpoints written by this version hold every value (``record_config``), so defaults only fill options that
+    were never set: at the start of training, or for a field added after the checkpoint was written (whose default
+    is then the behaviour of the version that wrote it).
+    """
     values = {}
     for f in dataclasses.fields(ResMLPSeq2SeqConfig):
         value = cfg.get(f.name, None) if hasattr(cfg, "get") else getattr(cfg, f.name, None)
         if value is not None:
             # ChoiceEnum values arrive as enum members from structured configs and as str from argparse.
             values[f.name] = value.value if hasattr(value, "value") else value
-    return ResMLPSeq2SeqConfig(**values)
+    return ResMLPSeq2SeqConfig(**values).effective()
+
+
+def record_config(cfg: Any, config: ResMLPSeq2SeqConfig) -> None:
+    """Write every value of ``config`` into fairseq's ``cfg.model`` (in place), so checkpoints store them all."""
+    values = dataclasses.asdict(config)
+    if isinstance(cfg, DictConfig):
+        with open_dict(cfg):
+            for name, value in values.items():
+                cfg[name] = value
+    else:
+        for name, value in values.items():
+            setattr(cfg, name, value)

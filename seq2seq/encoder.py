@@ -6,11 +6,12 @@ import math
 
 import torch
 from fairseq.models import FairseqEncoder
-from fairseq.modules import PositionalEmbedding
-from torch import nn
+from fairseq.modules import FairseqDropout, PositionalEmbedding
+from fairseq.modules.checkpoint_activations import checkpoint_wrapper
+from torch import Tensor, nn
 
 from .config import ResMLPSeq2SeqConfig
-from .sublayers import channel_mlp_sublayer, make_norm, masked_token_mixing, token_mixing_sublayer
+from .sublayers import ChannelMLPSublayer, TokenMixing, make_norm
 
 
 class ResMLPEncoderLayer(nn.Module):
@@ -18,16 +19,17 @@ class ResMLPEncoderLayer(nn.Module):
 
     def __init__(self, cfg: ResMLPSeq2SeqConfig) -> None:
         super().__init__()
-        dim = cfg.encoder_embed_dim
+        dim, name = cfg.encoder_embed_dim, type(self).__name__
         shared = dict(norm=cfg.sublayer_norm, layerscale_init=cfg.layerscale_init, drop_path=cfg.drop_path)
-        self.token_mixing = token_mixing_sublayer(
-            dim, cfg.max_source_positions, causal=False, dropout=cfg.dropout, **shared
+        shared.update(dropout=cfg.dropout, module_name=name)
+        self.token_mixing = TokenMixing(dim, cfg.max_source_positions, causal=False, **shared)
+        self.channel_mlp = ChannelMLPSublayer(
+            dim, cfg.encoder_ffn_embed_dim, activation_dropout=cfg.activation_dropout, **shared
         )
-        self.channel_mlp = channel_mlp_sublayer(dim, cfg.encoder_ffn_embed_dim, dropout=cfg.dropout, **shared)
 
-    def forward(self, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
-        """``x`` (B, L, C) with tokens first and padding last; ``keep`` (B, L, 1) marks the tokens."""
-        return self.channel_mlp(masked_token_mixing(self.token_mixing, x, keep))
+    def forward(self, x: Tensor, keep: Tensor | None) -> Tensor:
+        """``x`` (S, B, C) with each sentence's tokens first; ``keep`` (S, B, 1) marks them (None: no padding)."""
+        return self.channel_mlp(self.token_mixing(x, keep))
 
 
 class ResMLPEncoder(FairseqEncoder):
@@ -56,13 +58,16 @@ class ResMLPEncoder(FairseqEncoder):
                 learned=cfg.positional_embeddings == "learned",
             )
         )
-        self.dropout = nn.Dropout(cfg.dropout)
-        self.layers = nn.ModuleList(ResMLPEncoderLayer(cfg) for _ in range(cfg.encoder_layers))
+        self.dropout_module = FairseqDropout(cfg.dropout, module_name=type(self).__name__)
+        layers = [ResMLPEncoderLayer(cfg) for _ in range(cfg.encoder_layers)]
+        if cfg.checkpoint_activations:
+            layers = [checkpoint_wrapper(layer, offload_to_cpu=cfg.offload_activations) for layer in layers]
+        self.layers = nn.ModuleList(layers)
         self.final_norm = make_norm(cfg.sublayer_norm, dim)
 
     def forward(
-        self, src_tokens: torch.Tensor, src_lengths: torch.Tensor | None = None, return_all_hiddens: bool = False
-    ) -> dict[str, list[torch.Tensor]]:
+        self, src_tokens: Tensor, src_lengths: Tensor | None = None, return_all_hiddens: bool = False
+    ) -> dict[str, list[Tensor]]:
         """``src_tokens`` (B, S), padded on either side; returns ``encoder_out`` as (S, B, C) like the transformer."""
         if src_tokens.shape[1] > self.max_source_positions:
             raise ValueError(
@@ -72,20 +77,23 @@ class ResMLPEncoder(FairseqEncoder):
         padding_mask = src_tokens.eq(self.padding_idx)  # (B, S), True at padding, in the caller's layout
         has_padding = bool(padding_mask.any())
         tokens = src_tokens
+        tokens_first = src_tokens  # the permutation, when there is padding
         if has_padding:
             # A stable sort of "is padding" puts each sentence's tokens first, in order: right padding.
             tokens_first = torch.argsort(padding_mask.to(torch.uint8), dim=1, stable=True)
             tokens = src_tokens.gather(1, tokens_first)
 
-        embedded = self.embed_scale * self.embed_tokens(tokens)
+        # Time-major from here on: (S, B, C), as fairseq's transformer, so token mixing is one matrix product.
+        embedded = self.embed_scale * self.embed_tokens(tokens.t())
         x = embedded
         if self.embed_positions is not None:
-            x = x + self.embed_positions(tokens)
-        x = self.dropout(x)
-        keep = tokens.ne(self.padding_idx).unsqueeze(-1).type_as(x)  # (B, S, 1)
-        x = x * keep
+            x = x + self.embed_positions(tokens).transpose(0, 1)
+        x = self.dropout_module(x)
+        keep: Tensor | None = None
+        if has_padding:
+            keep = tokens.t().ne(self.padding_idx).unsqueeze(-1).type_as(x)  # (S, B, 1)
 
-        states = []
+        states: list[Tensor] = []
         for layer in self.layers:
             x = layer(x, keep)
             if return_all_hiddens:
@@ -94,27 +102,31 @@ class ResMLPEncoder(FairseqEncoder):
 
         if has_padding:
             # Back to the caller's layout, so attention weights line up with src_tokens (alignment, --replace-unk).
-            to_caller = torch.argsort(tokens_first, dim=1)
-            gather = to_caller.unsqueeze(-1).expand_as(x)
-            x = x.gather(1, gather)
-            embedded = embedded.gather(1, gather)
-            states = [s.gather(1, gather) for s in states]
+            to_caller = torch.argsort(tokens_first, dim=1)  # (B, S)
+            time_major = to_caller.t().unsqueeze(-1).expand_as(x)
+            x = x.gather(0, time_major)
+            embedded = embedded.gather(0, time_major)
+            states = [s.gather(0, time_major) for s in states]
+        src_lengths_out: list[Tensor] = []
+        if src_lengths is not None:
+            src_lengths_out = [src_lengths]
         return {
-            "encoder_out": [x.transpose(0, 1)],  # S x B x C
+            "encoder_out": [x],  # S x B x C
             "encoder_padding_mask": [padding_mask],  # B x S
-            "encoder_embedding": [embedded],  # B x S x C
-            "encoder_states": [s.transpose(0, 1) for s in states],  # List[S x B x C]
+            "encoder_embedding": [embedded.transpose(0, 1)],  # B x S x C
+            "encoder_states": states,  # List[S x B x C]
             "src_tokens": [],
-            "src_lengths": [] if src_lengths is None else [src_lengths],
+            "src_lengths": src_lengths_out,
         }
 
-    def reorder_encoder_out(self, encoder_out: dict[str, list[torch.Tensor]], new_order: torch.Tensor):
-        """Select batch entries (beam search): dim 1 of time-major tensors, dim 0 of batch-major ones."""
-        time_major = ("encoder_out", "encoder_states")
-        return {
-            key: [t.index_select(1 if key in time_major else 0, new_order) for t in values]
-            for key, values in encoder_out.items()
-        }
+    @torch.jit.export
+    def reorder_encoder_out(self, encoder_out: dict[str, list[Tensor]], new_order: Tensor) -> dict[str, list[Tensor]]:
+        """Select batch entries (beam search): dim 1 of the time-major tensors, dim 0 of the batch-major ones."""
+        reordered: dict[str, list[Tensor]] = {}
+        for key, values in encoder_out.items():
+            dim = 1 if key == "encoder_out" or key == "encoder_states" else 0
+            reordered[key] = [value.index_select(dim, new_order) for value in values]
+        return reordered
 
     def max_positions(self) -> int:
         return self.max_source_positions

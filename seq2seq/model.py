@@ -8,11 +8,11 @@ from typing import Any
 import torch
 from fairseq.models import FairseqEncoderDecoderModel, register_model
 from fairseq.models.transformer import Embedding
-from torch import nn
+from torch import Tensor, nn
 
 from resmlp.layers import CrossPatchLinear
 
-from .config import ResMLPSeq2SeqArgs, ResMLPSeq2SeqConfig, resolve_config
+from .config import ResMLPSeq2SeqArgs, ResMLPSeq2SeqConfig, record_config, resolve_config
 from .decoder import ResMLPDecoder
 from .encoder import ResMLPEncoder
 
@@ -31,10 +31,15 @@ class ResMLPSeq2SeqModel(FairseqEncoderDecoderModel):
 
     @classmethod
     def build_model(cls, cfg: Any, task) -> ResMLPSeq2SeqModel:
-        """Build from fairseq's model config (argparse Namespace or DictConfig) and the task's dictionaries."""
+        """Build from fairseq's model config (argparse Namespace or DictConfig) and the task's dictionaries.
+
+        Every option is resolved to the value the model uses and written back into ``cfg``, which fairseq saves in
+        checkpoints: a checkpoint rebuilds this model whatever this plugin's defaults and presets become.
+        """
         config = resolve_config(cfg)
         src_dict, tgt_dict = task.source_dictionary, task.target_dictionary
         config.validate(joined_dictionary=src_dict == tgt_dict)
+        record_config(cfg, config)
 
         encoder_embed = Embedding(len(src_dict), config.encoder_embed_dim, src_dict.pad())
         if config.share_all_embeddings:
@@ -53,9 +58,49 @@ class ResMLPSeq2SeqModel(FairseqEncoderDecoderModel):
         init_token_mixing(model, config.token_mixing_init)
         return model
 
+    # The base class takes **kwargs, which TorchScript cannot compile: these are the transformer's arguments.
+    def forward(
+        self,
+        src_tokens: Tensor,
+        src_lengths: Tensor,
+        prev_output_tokens: Tensor,
+        return_all_hiddens: bool = True,
+        features_only: bool = False,
+        alignment_layer: int | None = None,
+        alignment_heads: int | None = None,
+    ) -> tuple[Tensor, dict[str, list[Tensor | None]]]:
+        """Teacher-forced decoder output (logits (B, T, V) and extras) for a batch of sources."""
+        encoder_out = self.encoder(src_tokens, src_lengths=src_lengths, return_all_hiddens=return_all_hiddens)
+        return self.decoder(
+            prev_output_tokens,
+            encoder_out=encoder_out,
+            features_only=features_only,
+            alignment_layer=alignment_layer,
+            alignment_heads=alignment_heads,
+            src_lengths=src_lengths,
+            return_all_hiddens=return_all_hiddens,
+        )
+
+    @torch.jit.export
+    def get_normalized_probs(
+        self,
+        net_output: tuple[Tensor, dict[str, list[Tensor | None]] | None],
+        log_probs: bool,
+        sample: dict[str, Tensor] | None = None,
+    ) -> Tensor:
+        """(Log-)probabilities from the decoder's output; exported for TorchScript (fairseq's generator calls it)."""
+        return self.get_normalized_probs_scriptable(net_output, log_probs, sample)
+
     def max_positions(self) -> tuple[int, int]:
         """Longest source and target: the sizes of the token-mixing matrices. fairseq filters longer pairs."""
         return (self.encoder.max_positions(), self.decoder.max_positions())
+
+    def upgrade_state_dict_named(self, state_dict: dict, name: str) -> None:
+        """Rename the parameters of checkpoints written before the token mixing was a plain ``CrossPatchLinear``
+        (``token_mixing.op.mix.weight`` -> ``token_mixing.op.weight``); fairseq calls this before loading."""
+        super().upgrade_state_dict_named(state_dict, name)
+        for key in [k for k in state_dict if ".token_mixing.op.mix." in k]:
+            state_dict[key.replace(".token_mixing.op.mix.", ".token_mixing.op.")] = state_dict.pop(key)
 
 
 def init_token_mixing(model: nn.Module, kind: str) -> None:

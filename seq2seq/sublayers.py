@@ -1,16 +1,27 @@
-"""The residual sublayers of the seq2seq ResMLP, built from the `resmlp` layers (never copies of them).
+"""The residual sublayers of the seq2seq ResMLP, on time-major tokens ``(T, B, C)`` as fairseq's transformer.
 
-Token mixing and the channel MLP are ``resmlp.layers.PreAffineResidual`` around ``CrossPatchLinear`` /
-``ChannelMLP``; only the encoder-decoder attention, which ResMLP does not have, is new. Two things the image model
-never needs live here too: masking padded tokens out of the encoder's token mixing, and computing one new causal
-position from cached inputs during incremental decoding.
+Each sublayer is ``resmlp.layers.PreAffineResidual`` (``norm``, ``op``, ``ls``, ``drop_path``: the parameters keep
+their names and shapes) with a forward pass for sentences: token mixing is ``CrossPatchLinear``'s matrix on the
+time axis, the channel MLP is ``ChannelMLP``'s two linear layers, and the encoder-decoder attention, which ResMLP
+does not have, is fairseq's ``MultiheadAttention``. What the image model never needs lives here:
+
+- time-major layout, so token mixing is one (T, T) @ (T, B*C) product and nothing is transposed around attention;
+- fairseq's dropout (``FairseqDropout``, so ``--retain-dropout`` and ``prepare_for_inference_`` reach it) on every
+  sublayer's output, and ``--activation-dropout`` inside the channel MLP;
+- masking padded tokens out of the encoder's token mixing, and one new causal position from cached inputs
+  during incremental decoding.
+
+With the default Affine norm the channel MLP runs with the Affine folded into its first linear layer and the
+LayerScale into its second, computed from the parameters at every call (the algebra of ``resmlp.fast.folding``):
+each sublayer is then its matrix products plus its dropout and one residual add. Everything here is TorchScript.
 """
 
 from __future__ import annotations
 
 import torch
-from fairseq.modules import MultiheadAttention
-from torch import nn
+import torch.nn.functional as F
+from fairseq.modules import FairseqDropout, MultiheadAttention
+from torch import Tensor, nn
 
 from resmlp.layers import Affine, ChannelMLP, CrossPatchLinear, DropPath, LayerScale, PreAffineResidual
 
@@ -24,78 +35,125 @@ def make_norm(kind: str, dim: int) -> nn.Module:
     raise ValueError(f"--sublayer-norm must be 'affine' or 'layernorm', got {kind!r}")
 
 
-class DroppedTokenMixing(nn.Module):
-    """``dropout(CrossPatchLinear(x))``: the token-mixing op, with the transformer's dropout on its output."""
+def scaled_residual(x: Tensor, branch: Tensor, gamma: Tensor, drop_path: DropPath) -> Tensor:
+    """``x + drop_path(gamma * branch)`` in one pass: LayerScale and the residual add as one ``addcmul``."""
+    keep = drop_path.keep_mask(branch, 1)  # time-major: samples along dim 1
+    if keep is not None:
+        branch = branch * keep
+    return torch.addcmul(x, branch, gamma)
 
-    def __init__(self, num_tokens: int, *, causal: bool, dropout: float) -> None:
-        super().__init__()
-        self.mix = CrossPatchLinear(num_tokens, causal=causal)
-        self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dropout(self.mix(x))
+class TokenMixing(PreAffineResidual):
+    """``x + drop_path(ls(dropout(A @ norm(x))))``, A mixing the T positions of ``(T, B, C)`` tokens.
 
-    def last_position(self, inputs: torch.Tensor) -> torch.Tensor:
-        """Causal output at the last of ``inputs`` (B, t+1, C) only: row t of the lower-triangular matrix.
+    ``op`` is a ``CrossPatchLinear`` (causal in the decoder); a batch of length T uses its top-left T x T block.
+    """
 
-        Costs O(t C) instead of the full O(t^2 C) product; equal to ``forward(inputs)[:, -1:]``.
+    def __init__(
+        self,
+        dim: int,
+        num_tokens: int,
+        *,
+        causal: bool,
+        norm: str,
+        layerscale_init: float,
+        drop_path: float,
+        dropout: float,
+        module_name: str,
+    ) -> None:
+        op = CrossPatchLinear(num_tokens, causal=causal)
+        super().__init__(dim, op, layerscale_init=layerscale_init, drop_path=drop_path)
+        self.norm = make_norm(norm, dim)
+        self.dropout_module = FairseqDropout(dropout, module_name=module_name)
+
+    def forward(self, x: Tensor, keep: Tensor | None = None) -> Tensor:
+        """``x`` (T, B, C); ``keep`` (T, B, 1) is 1 at tokens and 0 at padding, which it zeroes at the mixing's input.
+
+        Zeroing after the norm matters: the Affine's shift makes padded positions non-zero, and they would leak
+        into real tokens through ``A[n, m]`` (the paper's "zero padding").
         """
-        position = inputs.shape[1] - 1
-        if position >= self.mix.num_tokens:
+        length, batch, dim = x.shape
+        normed = self.norm(x)
+        if keep is not None:
+            normed = normed * keep
+        mixed = torch.addmm(
+            self.token_bias(length), self.op.mixing_matrix(length), normed.reshape(length, batch * dim)
+        ).view(length, batch, dim)
+        return scaled_residual(x, self.dropout_module(mixed), self.ls.gamma, self.drop_path)
+
+    def token_bias(self, length: int) -> Tensor:
+        """The per-position bias as a (length, 1) column (zeros when the layer has none)."""
+        bias = self.op.bias
+        if bias is None:
+            return self.op.weight.new_zeros(length, 1)
+        return bias[:length].unsqueeze(1)
+
+    def newest_position(self, x: Tensor, normed_inputs: Tensor) -> Tensor:
+        """The output at the last position only, from the normed inputs of every position so far.
+
+        ``x`` (1, B, C) is the newest position; ``normed_inputs`` (t+1, B, C) holds ``norm`` of positions 0..t.
+        Row t of the causal matrix is ``weight[t, :t+1]``, so this costs O(t C) instead of the full O(t^2 C)
+        product, and equals ``forward`` of the whole prefix at position t.
+        """
+        position = normed_inputs.shape[0] - 1
+        if position >= self.op.num_tokens:
             raise ValueError(
-                f"decoding position {position} is past --max-target-positions ({self.mix.num_tokens}); "
+                f"decoding position {position} is past --max-target-positions ({self.op.num_tokens}); "
                 "generate shorter outputs (--max-len-b) or train with a larger --max-target-positions"
             )
-        # Row t of the causal matrix is weight[t, :t+1]: the columns after t are the masked upper triangle.
-        row = self.mix.weight[position, : position + 1]
-        out = torch.matmul(row.unsqueeze(0), inputs)  # (1, t+1) @ (B, t+1, C) -> (B, 1, C)
-        if self.mix.bias is not None:
-            out = out + self.mix.bias[position]
-        return self.dropout(out)
+        _, batch, dim = normed_inputs.shape
+        row = self.op.weight[position : position + 1, : position + 1]  # (1, t+1)
+        mixed = torch.addmm(
+            self.token_bias(position + 1)[position:], row, normed_inputs.reshape(position + 1, batch * dim)
+        ).view(1, batch, dim)
+        return scaled_residual(x, self.dropout_module(mixed), self.ls.gamma, self.drop_path)
 
 
-def token_mixing_sublayer(
-    dim: int, num_tokens: int, *, causal: bool, norm: str, layerscale_init: float, drop_path: float, dropout: float
-) -> PreAffineResidual:
-    """``x + drop_path(ls(dropout(A @ norm(x))))`` with A causal in the decoder."""
-    sublayer = PreAffineResidual(
-        dim,
-        DroppedTokenMixing(num_tokens, causal=causal, dropout=dropout),
-        layerscale_init=layerscale_init,
-        drop_path=drop_path,
-    )
-    if norm != "affine":
-        sublayer.norm = make_norm(norm, dim)
-    return sublayer
+class ChannelMLPSublayer(PreAffineResidual):
+    """``x + drop_path(ls(dropout(fc2(activation_dropout(gelu(fc1(norm(x))))))))`` on every token.
 
-
-def channel_mlp_sublayer(
-    dim: int, hidden_dim: int, *, norm: str, layerscale_init: float, drop_path: float, dropout: float
-) -> PreAffineResidual:
-    """``x + drop_path(ls(MLP(norm(x))))`` with dropout after each of the MLP's linear layers."""
-    sublayer = PreAffineResidual(
-        dim, ChannelMLP(dim, hidden_dim, drop=dropout), layerscale_init=layerscale_init, drop_path=drop_path
-    )
-    if norm != "affine":
-        sublayer.norm = make_norm(norm, dim)
-    return sublayer
-
-
-def masked_token_mixing(sublayer: PreAffineResidual, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
-    """``sublayer(x)`` with padded tokens zeroed at the input of the token mixing.
-
-    ``PreAffineResidual.forward`` cannot take a mask, and the Affine's shift makes padded positions non-zero after
-    the norm, so they would leak into real tokens through ``A[n, m]``; zeroing them there is exactly the paper's
-    "zero padding". ``keep`` is (B, L, 1), 1 for tokens and 0 for padding.
+    ``op`` is ``resmlp.layers.ChannelMLP`` (its own dropout unused: fairseq's dropouts are here). With the Affine
+    norm, ``fc1(alpha * x + beta) = (W1 diag(alpha)) x + (b1 + W1 beta)`` and, since dropout commutes with a
+    per-channel scale, ``gamma * dropout(fc2(h)) = dropout((diag(gamma) W2) h + gamma b2)``: the folded weights are
+    computed from the parameters at every call (autograd takes the gradients back to them), and the Affine and
+    LayerScale cost no pass over the activations.
     """
-    return x + sublayer.drop_path(sublayer.ls(sublayer.op(sublayer.norm(x) * keep)))
+
+    def __init__(
+        self,
+        dim: int,
+        hidden_dim: int,
+        *,
+        norm: str,
+        layerscale_init: float,
+        drop_path: float,
+        dropout: float,
+        activation_dropout: float,
+        module_name: str,
+    ) -> None:
+        super().__init__(dim, ChannelMLP(dim, hidden_dim), layerscale_init=layerscale_init, drop_path=drop_path)
+        self.norm = make_norm(norm, dim)
+        self.activation_dropout_module = FairseqDropout(activation_dropout, module_name=module_name)
+        self.dropout_module = FairseqDropout(dropout, module_name=module_name)
+
+    def forward(self, x: Tensor) -> Tensor:
+        fc1, fc2, gamma = self.op.fc1, self.op.fc2, self.ls.gamma
+        if hasattr(self.norm, "alpha"):  # the Affine (TorchScript resolves hasattr on a module when compiling)
+            alpha, beta = self.norm.alpha, self.norm.beta
+            hidden = F.linear(x, fc1.weight * alpha, torch.addmv(fc1.bias, fc1.weight, beta))
+        else:
+            hidden = fc1(self.norm(x))
+        hidden = self.activation_dropout_module(self.op.act(hidden))
+        branch = self.dropout_module(F.linear(hidden, fc2.weight * gamma.unsqueeze(1), fc2.bias * gamma))
+        keep = self.drop_path.keep_mask(branch, 1)
+        return x + branch if keep is None else torch.addcmul(x, branch, keep)
 
 
-class CrossAttentionSublayer(nn.Module):
+class CrossAttention(nn.Module):
     """``x + drop_path(ls(dropout(attention(norm(x), encoder_out))))``: the decoder's encoder-decoder attention.
 
-    Same residual form as the ResMLP sublayers; the attention is fairseq's ``MultiheadAttention``, so its cached
-    encoder keys and values follow beam reordering like the transformer's.
+    The same residual form as the ResMLP sublayers; the attention is fairseq's ``MultiheadAttention``, so its
+    cached encoder keys and values follow beam reordering as the transformer's do.
     """
 
     def __init__(
@@ -109,6 +167,7 @@ class CrossAttentionSublayer(nn.Module):
         drop_path: float,
         dropout: float,
         attention_dropout: float,
+        module_name: str,
     ) -> None:
         super().__init__()
         self.norm = make_norm(norm, dim)
@@ -120,27 +179,29 @@ class CrossAttentionSublayer(nn.Module):
             dropout=attention_dropout,
             encoder_decoder_attention=True,
         )
-        self.dropout = nn.Dropout(dropout)
+        self.dropout_module = FairseqDropout(dropout, module_name=module_name)
         self.ls = LayerScale(dim, layerscale_init)
         self.drop_path = DropPath(drop_path)
 
     def forward(
         self,
-        x: torch.Tensor,
-        encoder_out: torch.Tensor,
-        encoder_padding_mask: torch.Tensor | None,
-        incremental_state: dict | None = None,
+        x: Tensor,
+        encoder_out: Tensor,
+        encoder_padding_mask: Tensor | None,
+        incremental_state: dict[str, dict[str, Tensor | None]] | None = None,
         need_weights: bool = False,
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """``x`` is (B, T, C), ``encoder_out`` (S, B, C_enc); returns (B, T, C) and head-averaged (B, T, S)."""
-        query = self.norm(x).transpose(0, 1)  # (T, B, C): fairseq attention is time-major
+        need_head_weights: bool = False,
+    ) -> tuple[Tensor, Tensor | None]:
+        """``x`` (T, B, C), ``encoder_out`` (S, B, C_enc); returns (T, B, C) and the weights (B, T, S), or
+        (heads, B, T, S) with ``need_head_weights``."""
         out, weights = self.attn(
-            query,
+            self.norm(x),
             encoder_out,
             encoder_out,
             key_padding_mask=encoder_padding_mask,
             incremental_state=incremental_state,
             static_kv=True,
             need_weights=need_weights,
+            need_head_weights=need_head_weights,
         )
-        return x + self.drop_path(self.ls(self.dropout(out.transpose(0, 1)))), weights
+        return scaled_residual(x, self.dropout_module(out), self.ls.gamma, self.drop_path), weights

@@ -2,7 +2,7 @@
 
 Usage (flags mirror fairseq-preprocess; anything after ``--`` is passed to it unchanged)::
 
-    python -m seq2seq.prepare --source-lang src --target-lang tgt \
+    python -m seq2seq_data.prepare --source-lang src --target-lang tgt \
         --trainpref raw/train --validpref raw/valid --testpref raw/test \
         --vocab-size 8000 --destdir data-bin/synthetic [-- --workers 4]
 

@@ -16,7 +16,7 @@ Example (source -> target)::
     -> mos nesi puve da fali sasia main kudeen zekaas kevuta
        (a tree near | the dog big | some cats small | sees: "main" = indefinite, a-gender, plural, object)
 
-Usage: ``python -m seq2seq.synthetic --out-dir raw/synthetic`` writes ``{train,valid,test}.{src,tgt}``.
+Usage: ``python -m seq2seq_data.synthetic --out-dir raw/synthetic`` writes ``{train,valid,test}.{src,tgt}``.
 """
 
 from __future__ import annotations
@@ -85,9 +85,20 @@ class NounPhrase:
     definite: bool
 
 
+def _english_s(word: str) -> str:
+    """English plural noun / third-person singular verb: dogs, sees; cities, carries; watches; children."""
+    if word == "child":
+        return "children"
+    if word.endswith("y") and word[-2] not in "aeiou":
+        return word[:-1] + "ies"
+    if word.endswith(("ch", "sh", "s", "x")):
+        return word + "es"
+    return word + "s"
+
+
 def _source_np(np_: NounPhrase) -> list[str]:
     determiner = "the" if np_.definite else ("some" if np_.plural else "a")
-    return [determiner, *np_.adjectives, np_.noun + ("s" if np_.plural else "")]
+    return [determiner, *np_.adjectives, _english_s(np_.noun) if np_.plural else np_.noun]
 
 
 def _target_np(np_: NounPhrase, case: str, lex: Lexicon) -> list[str]:
@@ -114,7 +125,7 @@ def sample_pair(rng: random.Random, lex: Lexicon) -> tuple[str, str]:
     """One (source, target) sentence pair."""
     subject, obj = _random_np(rng), _random_np(rng)
     verb = rng.choice(VERBS)
-    source = [*_source_np(subject), verb + ("" if subject.plural else "s"), *_source_np(obj)]
+    source = [*_source_np(subject), verb if subject.plural else _english_s(verb), *_source_np(obj)]
     # Verb-final target; the verb agrees with the subject's gender and number.
     verb_suffix = "t" + lex.genders[subject.noun] + ("i" if subject.plural else "")
     target = [*_target_np(subject, "subj", lex), *_target_np(obj, "obj", lex), lex.verbs[verb] + verb_suffix]

@@ -12,9 +12,10 @@ import torch
 
 pytest.importorskip("fairseq")
 
-from seq2seq.cli_runs import bleu_score, generation_speed, json_records, plugin_dir, run_tool  # noqa: E402
-from seq2seq.prepare import prepare  # noqa: E402
-from seq2seq.synthetic import SOURCE_LANG, TARGET_LANG, write_splits  # noqa: E402
+from bench.fairseq_runs import bleu_score, generation_speed, json_records, run_tool  # noqa: E402
+from seq2seq.user_dir import plugin_dir, recipes_dir  # noqa: E402
+from seq2seq_data.prepare import prepare  # noqa: E402
+from seq2seq_data.synthetic import SOURCE_LANG, TARGET_LANG, write_splits  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 LANGS = ["--source-lang", SOURCE_LANG, "--target-lang", TARGET_LANG]
@@ -143,7 +144,7 @@ def test_hydra_train_runs_the_recipe(data_dir, tmp_path):
         "optimization.max_update=3",
         "dataset.num_workers=0",
     ]
-    args = ["--config-dir", REPO / "recipes" / "seq2seq", "--config-name", "synthetic_tiny", *overrides]
+    args = ["--config-dir", recipes_dir(), "--config-name", "synthetic_tiny", *overrides]
     result = run_tool("fairseq-hydra-train", args, cwd=tmp_path)  # hydra writes .hydra/ into the working folder
     assert "done training" in result.stdout + result.stderr
     state = torch.load(save_dir / "checkpoint_last.pt", weights_only=True)

@@ -46,7 +46,7 @@ def build(task, **overrides):
         for name, param in model.named_parameters():
             if name.endswith("ls.gamma"):
                 param.fill_(1.0)
-            elif name.endswith("mix.weight"):
+            elif name.endswith("token_mixing.op.weight"):
                 param.normal_(0.0, 0.3)
     return model.eval()
 
@@ -104,7 +104,7 @@ def test_incremental_decoding_equals_full_pass_and_skips_the_prefix(plugin, task
 
     mlp_input_lengths = []
     hook = model.decoder.layers[0].channel_mlp.register_forward_hook(
-        lambda module, inputs, output: mlp_input_lengths.append(inputs[0].shape[1])
+        lambda module, inputs, output: mlp_input_lengths.append(inputs[0].shape[0])
     )
     state: dict = {}
     steps = [model.decoder(prev[:, : t + 1], encoder_out, incremental_state=state)[0] for t in range(prev.shape[1])]
@@ -157,8 +157,8 @@ def test_beam_search_reorders_the_cache(plugin, task, monkeypatch):
 def test_token_mixing_init_options(plugin, task, kind):
     cfg = OmegaConf.create({"_name": "resmlp_tiny", "max_source_positions": 5, "token_mixing_init": kind})
     model = fairseq_models.build_model(cfg, task)
-    encoder_mix = model.encoder.layers[0].token_mixing.op.mix
-    decoder_mix = model.decoder.layers[0].token_mixing.op.mix
+    encoder_mix = model.encoder.layers[0].token_mixing.op
+    decoder_mix = model.decoder.layers[0].token_mixing.op
     if kind == "identity":
         torch.testing.assert_close(encoder_mix.weight, torch.eye(5))
     else:

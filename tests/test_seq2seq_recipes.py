@@ -1,5 +1,6 @@
-"""Every recipe in recipes/seq2seq composes the way fairseq-hydra-train composes it, builds its model with the
-named preset, and builds its optimiser and learning-rate schedule (the training run itself is in test_seq2seq_cli)."""
+"""Every recipe shipped with the plugin (seq2seq/recipes) composes the way fairseq-hydra-train composes it, builds
+its model with the named preset, and builds its optimiser and learning-rate schedule (the training runs are in
+test_seq2seq_cli and test_seq2seq_launcher)."""
 
 from pathlib import Path
 
@@ -17,9 +18,11 @@ from fairseq.tasks.translation import TranslationConfig, TranslationTask  # noqa
 from hydra import compose, initialize_config_dir  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
+from seq2seq.user_dir import recipes_dir  # noqa: E402
+
 # fairseq's hydra set-up relies on hydra 1.1's schema matching, which hydra 1.3 warns about on every compose.
 pytestmark = pytest.mark.filterwarnings(r"ignore:\s*'\w+' is validated against ConfigStore schema")
-RECIPES = Path(__file__).resolve().parents[1] / "recipes" / "seq2seq"
+RECIPES = Path(recipes_dir())
 # recipe -> (preset, layers per side, FFN width, optimiser class)
 EXPECTED = {
     "synthetic_tiny": ("resmlp_tiny", 2, 64, "Adam"),
