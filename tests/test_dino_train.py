@@ -6,11 +6,13 @@ thread each, so results are bit-reproducible between runs; the uninterrupted ref
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -93,6 +95,55 @@ def test_kill_9_then_resume_equals_the_uninterrupted_run(reference, tmp_path):
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
     torch.testing.assert_close(centre(out, 6), centre(reference, 6), rtol=0, atol=0)
     assert [r["step"] for r in read_jsonl(out / "metrics.jsonl")] == [0, 6]
+
+
+def test_ctrl_c_mid_step_saves_that_step_and_the_resumed_run_equals_the_uninterrupted_one(reference, tmp_path):
+    out = tmp_path / "interrupted"
+    script = [sys.executable, str(REPO / "tests" / "scripts" / "dino_kill.py")]
+    stopped = run(out, launcher=script, extra_env={"DINO_KILL_AT_STEP": "3", "DINO_SIGNAL": "INT"}, check=False)
+    assert stopped.returncode == 130, stopped.stderr[-3000:]
+    last = stopped.stderr.strip().splitlines()[-1]
+    assert (
+        last.startswith("ssl_dino.train: error: stopped by SIGINT after step 3 ") and "Traceback" not in stopped.stderr
+    )
+    assert (out / "checkpoints" / "latest").read_text().strip() == "step_000000003"  # the step it was in, finished
+    resumed = run(out)
+    assert "from step 3" in resumed.stdout
+    a = resmlp.read_checkpoint(out / "model.pth")[0]
+    b = resmlp.read_checkpoint(reference / "model.pth")[0]
+    for key in b:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
+    torch.testing.assert_close(centre(out, 6), centre(reference, 6), rtol=0, atol=0)
+    got, expected = read_jsonl(out / "metrics.jsonl"), read_jsonl(reference / "metrics.jsonl")
+    assert [r["knn_top1"] for r in got] == [r["knn_top1"] for r in expected]
+    assert got[-1]["train_loss"] == pytest.approx(expected[-1]["train_loss"], rel=1e-9)  # spans the interruption
+
+
+def test_ctrl_c_in_a_terminal_stops_both_processes_at_one_step_with_one_message(tmp_path):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = str(sock.getsockname()[1])
+    config = REPO / "recipes" / "accelerate" / "cpu_2proc.yaml"
+    launcher = [ACCELERATE, "launch", "--config_file", str(config), "--main_process_port", port, "-m", "ssl_dino.train"]
+    out = tmp_path / "two"
+    command = [*launcher, "--recipe", str(TINY), "--output-dir", str(out), "run.batch_size=8", "run.max_steps=400"]
+    command += ["monitor.every_epochs=0", "run.save_every_steps=5"]
+    proc = subprocess.Popen(command, cwd=REPO, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)  # fmt: skip
+    latest = out / "checkpoints" / "latest"
+    deadline = time.time() + 180
+    while not latest.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)  # a terminal's Ctrl-C: the launcher and both workers; the launcher forwards it
+    _, stderr = proc.communicate(timeout=120)
+    stops = [line for line in stderr.splitlines() if "stopped by SIGINT after step" in line]
+    assert len(stops) == 1, stderr[-3000:]  # printed once, by the main process
+    step = int(stops[0].split("after step ")[1].split(" ")[0])
+    folder = out / "checkpoints" / f"step_{step:09d}"
+    assert latest.read_text().strip() == folder.name
+    position = json.loads((folder / "position.json").read_text())
+    assert position["step"] == step and position["num_processes"] == 2
+    assert {"rng_0.safetensors", "rng_1.safetensors"} <= {p.name for p in folder.iterdir()}  # both processes saved
 
 
 def test_unknown_backbone_lists_the_choices(tmp_path, capsys):

@@ -6,6 +6,7 @@ Every run is the real entry point (``python -m vision.train`` or ``accelerate la
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -124,6 +125,87 @@ def test_kill_during_training_and_during_a_save_then_resume_equals_uninterrupted
     assert sorted(p.name for p in (torn / "checkpoints").glob("step_*")) == ["step_000000004"]
     run_python(torn, *budget)
     assert_same_weights(tmp_path / "ref", torn)
+
+
+# Ctrl-C: 80 steps, a checkpoint every 10, one DataLoader worker (a terminal's Ctrl-C reaches it too).
+INTERRUPTIBLE = ["run.max_steps=80", "run.save_every_steps=10", "run.num_workers=1", "schedule.epochs=2"]
+
+
+@pytest.fixture(scope="module")
+def interruptible_reference(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("vision") / "reference"
+    run_python(out, *INTERRUPTIBLE)
+    return out
+
+
+def start_in_terminal(out: Path, *overrides: str, script: list[str] | None = None, extra_env=None):
+    """The command in its own process group, as a shell runs it in a terminal (a Ctrl-C reaches the whole group)."""
+    command = [sys.executable, *(script or ["-m", "vision.train"]), "--recipe", str(RECIPE), "--output-dir", str(out)]
+    return subprocess.Popen(
+        [*command, *TINY, *overrides],
+        cwd=REPO,
+        env=env() | (extra_env or {}),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while not path.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert path.exists(), f"{path} never appeared (exit status {proc.poll()})"
+
+
+def test_ctrl_c_saves_says_how_to_resume_and_the_resumed_run_equals_an_uninterrupted_one(
+    tmp_path, interruptible_reference
+):
+    out = tmp_path / "interrupted"
+    proc = start_in_terminal(out, *INTERRUPTIBLE)
+    wait_for(out / "checkpoints" / "latest", proc)  # training is under way
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: the main process and its DataLoader worker
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr[-3000:]
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("vision.train: error: stopped by SIGINT after step ") and "Traceback" not in stderr
+    assert "run the same command again" in last
+    step = int(last.split("after step ")[1].split(" ")[0])
+    assert 10 <= step < 80
+    checkpoints = out / "checkpoints"
+    assert (checkpoints / "latest").read_text().strip() == f"step_{step:09d}"  # complete, and the newest
+    assert json.loads((checkpoints / f"step_{step:09d}" / "position.json").read_text())["step"] == step
+
+    resumed = run_python(out, *INTERRUPTIBLE)
+    assert f"resuming at step {step}" in resumed.stdout
+    assert_same_weights(interruptible_reference, out)
+    got, expected = read_jsonl(out / "metrics.jsonl"), read_jsonl(interruptible_reference / "metrics.jsonl")
+    assert [(r["step"], r["top1"], r["loss"]) for r in got] == [(r["step"], r["top1"], r["loss"]) for r in expected]
+    for a, b in zip(got, expected):  # the training loss of the interval spans the interruption
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-9)
+
+
+def test_a_second_ctrl_c_stops_at_once_and_the_last_complete_checkpoint_survives(tmp_path, interruptible_reference):
+    out, marker = tmp_path / "twice", tmp_path / "saving"
+    script = ["tests/scripts/slow_interrupt_save.py"]
+    proc = start_in_terminal(out, *INTERRUPTIBLE, script=script, extra_env={"SLOW_SAVE_MARKER": str(marker)})
+    wait_for(out / "checkpoints" / "latest", proc)
+    before = (out / "checkpoints" / "latest").read_text().strip()
+    os.killpg(proc.pid, signal.SIGINT)
+    wait_for(marker, proc)  # the interrupt's save is half-written now (it sleeps inside)
+    time.sleep(1.5)  # past the grace period: this is a second Ctrl-C, not the first one forwarded
+    started = time.time()
+    os.killpg(proc.pid, signal.SIGINT)
+    proc.communicate(timeout=30)
+    assert proc.returncode == -signal.SIGINT and time.time() - started < 20  # at once, not after the save
+    checkpoints = out / "checkpoints"
+    latest = (checkpoints / "latest").read_text().strip()
+    assert latest >= before and (checkpoints / latest / "position.json").is_file()
+    assert list(checkpoints.glob(".incomplete-step_*"))  # the interrupted save never became visible
+
+    run_python(out, *INTERRUPTIBLE)  # resumes from the last complete checkpoint
+    assert_same_weights(interruptible_reference, out)
 
 
 def recipe(*overrides: str) -> VisionRecipe:
