@@ -58,6 +58,16 @@ def resmlp_b24_8(pretrained: bool = False, tag: str | None = None, checkpoint: C
     return _ours("resmlp_b24_8", pretrained, tag, checkpoint, kwargs)
 
 
+def resmlp_s12_14(checkpoint: Checkpoint = None, **kwargs) -> ResMLP:
+    """ResMLP-S12/14, the paper's patch-size ablation (no released weights): patch 14 at 224 px (15.6M)."""
+    return create_model("resmlp_s12_14", checkpoint=checkpoint, **kwargs)
+
+
+def resmlp_s12_8(checkpoint: Checkpoint = None, **kwargs) -> ResMLP:
+    """ResMLP-S12/8, the paper's patch-size ablation (no released weights): patch 8 at 224 px (22.1M)."""
+    return create_model("resmlp_s12_8", checkpoint=checkpoint, **kwargs)
+
+
 def resmlp_tiny(checkpoint: Checkpoint = None, **kwargs) -> ResMLP:
     """Test-sized model, not from the paper: 16 px, patch 4, width 32, depth 2, 10 classes."""
     return create_model("resmlp_tiny", checkpoint=checkpoint, **kwargs)

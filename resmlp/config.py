@@ -10,8 +10,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from .layers.activations import ACTIVATIONS
+from .layers.norms import NORMS
+from .layers.token_mixers import TOKEN_MIXERS
+
 DROP_PATH_SCHEDULES = ("uniform", "linear")
-GLOBAL_POOLS = ("avg", "")
+GLOBAL_POOLS = ("avg", "", "class_mlp")
 
 
 def layerscale_init_for_depth(depth: int) -> float:
@@ -66,7 +70,13 @@ class ResMLPConfig:
         drop_rate: Dropout on the pooled features before the classifier (timm's meaning of ``drop_rate``).
         proj_drop_rate: Dropout after each linear layer of the channel MLP (timm's name; 0 in every released
             model).
-        global_pool: ``avg`` (mean over tokens, the paper) or ``""`` (no pooling: the head sees every token).
+        global_pool: ``avg`` (mean over tokens, the paper), ``""`` (no pooling: the head sees every token) or
+            ``class_mlp`` (the paper's Class-MLP pooling, ``resmlp.layers.class_mlp``).
+        token_mixer: ``linear`` (the paper's N x N layer), or an ablation of its Table 3: ``mlp`` (N -> eN -> N),
+            ``conv3x3``, ``dwconv3x3``, ``separable`` (depth-wise then point-wise) or ``none`` (bag of patches).
+        token_mlp_ratio: Expansion e of the ``mlp`` token mixer.
+        norm: ``affine`` (the paper), ``layernorm`` or ``batchnorm`` (Table 3 and section 3.3).
+        act: ``gelu`` (the paper), ``relu``, ``silu`` or ``hardswish`` (section 3.3).
     """
 
     embed_dim: int = 384
@@ -82,6 +92,10 @@ class ResMLPConfig:
     drop_rate: float = 0.0
     proj_drop_rate: float = 0.0
     global_pool: str = "avg"
+    token_mixer: str = "linear"
+    token_mlp_ratio: float = 4.0
+    norm: str = "affine"
+    act: str = "gelu"
 
     def __post_init__(self) -> None:
         for name in ("embed_dim", "depth", "patch_size", "in_chans"):
@@ -112,8 +126,22 @@ class ResMLPConfig:
                 f"unknown drop_path_schedule {self.drop_path_schedule!r}; choose one of {DROP_PATH_SCHEDULES}"
             )
 
-        if self.global_pool not in GLOBAL_POOLS:
-            raise ValueError(f"unknown global_pool {self.global_pool!r}; choose one of {GLOBAL_POOLS}")
+        for name, choices in (
+            ("global_pool", GLOBAL_POOLS),
+            ("token_mixer", TOKEN_MIXERS),
+            ("norm", tuple(NORMS)),
+            ("act", tuple(ACTIVATIONS)),
+        ):
+            if getattr(self, name) not in choices:
+                raise ValueError(f"unknown {name} {getattr(self, name)!r}; choose one of {choices}")
+        if self.token_mlp_ratio <= 0:
+            raise ValueError(f"token_mlp_ratio must be positive, got {self.token_mlp_ratio!r}")
+
+    @property
+    def is_released_architecture(self) -> bool:
+        """Whether this is the architecture of the released models (every ablation field at the paper's value)."""
+        released = (self.token_mixer, self.norm, self.act) == ("linear", "affine", "gelu")
+        return released and self.global_pool != "class_mlp"
 
     @property
     def image_hw(self) -> tuple[int, int]:

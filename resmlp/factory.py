@@ -9,7 +9,7 @@ from .checkpoint import CheckpointError, load_weights, read_checkpoint
 from .config import ResMLPConfig
 from .model import ResMLP
 from .registry import get_config, pretrained_cfg
-from .zoo import is_tag, resolve_checkpoint, split_name, weights_for
+from .zoo import DEFAULT_BASE_URL, find, is_tag, resolve_checkpoint, split_name, weights_for
 
 # Fields that define the architecture of a preset; a checkpoint of another architecture is refused.
 _STRUCTURAL = ("embed_dim", "depth", "patch_size", "mlp_ratio")
@@ -71,7 +71,7 @@ def create_model(
         overrides["num_classes"] = num_classes
     requested = get_config(name, **overrides)  # also rejects unknown override names
     if checkpoint is None:
-        return _with_cfg(ResMLP(requested), name)
+        return _with_cfg(ResMLP(requested), name, tag)
     state_dict, stored = read_checkpoint(checkpoint, key=checkpoint_key)
     if stored is not None:
         # Our own format carries its config: use it, with the caller's overrides on top.
@@ -98,10 +98,13 @@ def create_model(
         load_weights(model, state_dict, fresh_head=fresh_head)
     except CheckpointError as err:
         raise CheckpointError(f"{checkpoint} -> {name}: {err}") from None
-    return _with_cfg(model, name)
+    return _with_cfg(model, name, weights.tag if weights is not None else tag)
 
 
-def _with_cfg(model: ResMLP, name: str) -> ResMLP:
+def _with_cfg(model: ResMLP, name: str, tag: str | None = None) -> ResMLP:
     """Attach timm's ``pretrained_cfg`` (and its old name ``default_cfg``), as ``timm.create_model`` does."""
-    model.pretrained_cfg = model.default_cfg = dict(pretrained_cfg(name, model.config), architecture=name)
+    weights = find(f"{name}.{tag}" if tag else name)
+    url = DEFAULT_BASE_URL + weights.file if weights is not None else ""
+    cfg = dict(pretrained_cfg(name, model.config, url=url), architecture=name, tag=weights.tag if weights else "")
+    model.pretrained_cfg = model.default_cfg = cfg
     return model

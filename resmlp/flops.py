@@ -39,8 +39,16 @@ def count_macs(model: torch.nn.Module, input_shape: tuple[int, ...]) -> int:
     device = next(model.parameters()).device
     x = torch.empty(input_shape, device=device)
     counter = FlopCounterMode(display=False)
-    with torch.no_grad(), fast.disabled(), counter:
-        model(x)
+    # Parameters are frozen while counting: the counter's module tracker hooks the autograd graph of any input that
+    # requires grad, and a parameter's view (Class-MLP's class token) would be one without a graph.
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    model.requires_grad_(False)
+    try:
+        with torch.no_grad(), fast.disabled(), counter:
+            model(x)
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
     return counter.get_total_flops() // 2
 
 

@@ -19,7 +19,10 @@ from torch.utils.checkpoint import checkpoint
 from . import fast
 from .config import GLOBAL_POOLS, ResMLPConfig
 from .intermediates import take_indices
-from .layers import Affine, PatchEmbed, ResMLPBlock
+from .layers import PatchEmbed, ResMLPBlock
+from .layers.activations import activation
+from .layers.class_mlp import ClassMLPPooling
+from .layers.norms import norm_layer
 
 
 class ResMLP(nn.Module):
@@ -37,6 +40,7 @@ class ResMLP(nn.Module):
         self.global_pool = config.global_pool
         self.num_features = self.head_hidden_size = self.embed_dim = config.embed_dim
         self.grad_checkpointing = False
+        norm, act = norm_layer(config.norm), activation(config.act)
         self.patch_embed = PatchEmbed(config.image_hw, config.patch_size, config.in_chans, config.embed_dim)
         self.blocks = nn.Sequential(
             *[
@@ -47,11 +51,29 @@ class ResMLP(nn.Module):
                     layerscale_init=config.layerscale_init_value,
                     drop_path=rate,
                     drop=config.proj_drop_rate,
+                    act_layer=act,
+                    norm_layer=norm,
+                    mixer=config.token_mixer,
+                    grid_size=config.grid_size,
+                    token_mlp_ratio=config.token_mlp_ratio,
                 )
                 for rate in config.block_drop_path_rates
             ]
         )
-        self.norm = Affine(config.embed_dim)
+        self.norm = norm(config.embed_dim)
+        # Class-MLP pooling (an ablation of the paper) has parameters; average pooling has none.
+        self.pool = (
+            ClassMLPPooling(
+                config.embed_dim,
+                config.num_patches,
+                config.hidden_dim,
+                layerscale_init=config.layerscale_init_value,
+                norm_layer=norm,
+                act_layer=act,
+            )  # fmt: skip
+            if config.global_pool == "class_mlp"
+            else nn.Identity()
+        )
         self.head_drop = nn.Dropout(config.drop_rate)
         self.head = nn.Linear(config.embed_dim, config.num_classes) if config.num_classes > 0 else nn.Identity()
         self.feature_info = [
@@ -77,6 +99,8 @@ class ResMLP(nn.Module):
         """Tokens (B, N, D) -> logits (B, classes), or the pooled (B, D) features when ``pre_logits``."""
         if self.global_pool == "avg":
             x = x.mean(dim=1)
+        elif self.global_pool == "class_mlp":
+            x = self.pool(x)
         x = self.head_drop(x)
         return x if pre_logits else self.head(x)
 
@@ -152,7 +176,7 @@ class ResMLP(nn.Module):
     @torch.jit.ignore
     def group_matcher(self, coarse: bool = False) -> dict:
         """Parameter groups for timm's layer-wise learning-rate decay: the stem, one group per block, the rest."""
-        return dict(stem=r"^patch_embed", blocks=[(r"^blocks\.(\d+)", None), (r"^norm", (99999,))])
+        return dict(stem=r"^patch_embed", blocks=[(r"^blocks\.(\d+)", None), (r"^norm|^pool", (99999,))])
 
     @torch.jit.ignore
     def no_weight_decay(self) -> set:
@@ -173,9 +197,11 @@ class ResMLP(nn.Module):
         if global_pool is not None:
             if global_pool not in GLOBAL_POOLS:
                 raise ValueError(f"unknown global_pool {global_pool!r}; choose one of {GLOBAL_POOLS}")
+            if global_pool == "class_mlp" and isinstance(self.pool, nn.Identity):
+                raise ValueError("this model has no Class-MLP pooling; build it with global_pool='class_mlp'")
             self.global_pool = global_pool
         self.num_classes = num_classes
-        reference = self.norm.alpha if isinstance(self.norm, Affine) else self.patch_embed.proj.weight
+        reference = self.patch_embed.proj.weight
         if num_classes > 0:
             self.head = nn.Linear(self.num_features, num_classes, device=reference.device, dtype=reference.dtype)
             _init_linear(self.head)

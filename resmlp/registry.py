@@ -77,6 +77,9 @@ register_config("resmlp_s24", ResMLPConfig(embed_dim=384, depth=24, patch_size=1
 register_config("resmlp_s36", ResMLPConfig(embed_dim=384, depth=36, patch_size=16))
 register_config("resmlp_b24", ResMLPConfig(embed_dim=768, depth=24, patch_size=16))
 register_config("resmlp_b24_8", ResMLPConfig(embed_dim=768, depth=24, patch_size=8, layerscale_init=1e-6))
+# The patch-size ablation of Table 3 (no released weights): S12 with 14 px and 8 px patches at 224 px.
+register_config("resmlp_s12_14", ResMLPConfig(embed_dim=384, depth=12, patch_size=14))
+register_config("resmlp_s12_8", ResMLPConfig(embed_dim=384, depth=12, patch_size=8))
 
 # Small models for tests and small images (digits, CIFAR-sized data). Not from the paper.
 register_config(

@@ -190,6 +190,13 @@ def save_model(model: nn.Module, path: str | os.PathLike, *, layout: str = "resm
         if config is None:
             raise ValueError("save_model needs a model with a .config (a resmlp.ResMLP)")
         return atomic_save({OUR_FORMAT_KEY: OUR_FORMAT_VERSION, "config": config.to_dict(), "model": state_dict}, path)
+    config = getattr(model, "config", None)
+    if config is not None and not getattr(config, "is_released_architecture", True):
+        raise ValueError(
+            f"the {layout} layout holds only the released ResMLP architecture; this model has token_mixer="
+            f"{config.token_mixer!r}, norm={config.norm!r}, act={config.act!r}, global_pool={config.global_pool!r}; "
+            "save it with layout='resmlp' (our format, which records the variant)"
+        )
     return atomic_save(convert(state_dict, "resmlp", layout), path)
 
 

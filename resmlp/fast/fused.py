@@ -139,6 +139,14 @@ class FusedResMLP(nn.Module):
         return linear(pooled.to(weight.dtype), weight, bias)
 
 
+def _variant(model: nn.Module) -> str:
+    config = getattr(model, "config", None)
+    if config is None:
+        return ""
+    fields = ("token_mixer", "norm", "act", "global_pool")
+    return " (" + ", ".join(f"{f}={getattr(config, f)!r}" for f in fields) + ")"
+
+
 def fuse(model: nn.Module) -> FusedResMLP:
     """An inference copy of ``model`` with every Affine and LayerScale folded into the adjacent linear layer.
 
@@ -148,9 +156,10 @@ def fuse(model: nn.Module) -> FusedResMLP:
     """
     from ..model import ResMLP  # here, not at the top: the model imports this package for its fast path
 
-    if not isinstance(model, ResMLP) or not dispatch.released_architecture(model):
+    if not isinstance(model, ResMLP) or not dispatch.released_architecture(model) or model.global_pool != "avg":
         raise TypeError(
-            f"fuse() takes a resmlp.ResMLP image model of the released architecture, got {type(model).__name__}; "
+            f"fuse() takes a resmlp.ResMLP of the released architecture with average pooling, got "
+            f"{type(model).__name__}{_variant(model)}; "
             "build it with resmlp.create_model(...) (unwrap DDP, torch.compile or EMA wrappers first)"
         )
     dtype = next(model.parameters()).dtype

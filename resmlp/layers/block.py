@@ -5,9 +5,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .cross_patch import CrossPatchLinear
+from .affine import Affine
 from .mlp import ChannelMLP
 from .residual import PreAffineResidual
+from .token_mixers import token_mixer
 
 
 class ResMLPBlock(nn.Module):
@@ -22,6 +23,11 @@ class ResMLPBlock(nn.Module):
         drop: Dropout inside the channel MLP.
         causal: Lower-triangular token mixing (for autoregressive use).
         act_layer: Activation of the channel MLP (exact GELU in the paper).
+        norm_layer: Pre-normalisation of both sublayers (Affine in the paper).
+        mixer: Token mixing, ``linear`` (the paper's N x N) or an ablation of ``layers.token_mixers``; ``none``
+            drops the token-mixing sublayer (a bag of patches).
+        grid_size: Token grid (rows, cols), needed by the convolution mixers; default: one row of N tokens.
+        token_mlp_ratio: Expansion of the ``mlp`` mixer.
     """
 
     def __init__(
@@ -35,17 +41,17 @@ class ResMLPBlock(nn.Module):
         drop: float = 0.0,
         causal: bool = False,
         act_layer: type[nn.Module] = nn.GELU,
+        norm_layer: type[nn.Module] = Affine,
+        mixer: str = "linear",
+        grid_size: tuple[int, int] | None = None,
+        token_mlp_ratio: float = 4.0,
     ) -> None:
         super().__init__()
-        self.token_mix = PreAffineResidual(
-            dim, CrossPatchLinear(num_tokens, causal=causal), layerscale_init=layerscale_init, drop_path=drop_path
-        )
-        self.channel_mix = PreAffineResidual(
-            dim,
-            ChannelMLP(dim, hidden_dim, drop, act_layer=act_layer),
-            layerscale_init=layerscale_init,
-            drop_path=drop_path,
-        )
+        grid = grid_size if grid_size is not None else (1, num_tokens)
+        op = token_mixer(mixer, dim, grid, mlp_ratio=token_mlp_ratio, act_layer=act_layer, causal=causal)
+        sublayer = dict(layerscale_init=layerscale_init, drop_path=drop_path, norm_layer=norm_layer)
+        self.token_mix = nn.Identity() if op is None else PreAffineResidual(dim, op, **sublayer)
+        self.channel_mix = PreAffineResidual(dim, ChannelMLP(dim, hidden_dim, drop, act_layer=act_layer), **sublayer)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.channel_mix(self.token_mix(x))
