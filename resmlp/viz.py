@@ -28,6 +28,7 @@ from .config import ResMLPConfig
 from .factory import create_model
 from .model import ResMLP
 from .registry import list_models
+from .zoo import is_tag, resolve_checkpoint, split_name
 
 DEFAULT_PRESET = "resmlp_s12"
 SPARSITY_KEYS = ("token_mixing", "mlp_fc1", "mlp_fc2")
@@ -57,6 +58,16 @@ def central_patches(grid: tuple[int, int], central: int) -> tuple[list[int], int
     return indices, block_rows, block_cols
 
 
+def check_has_mixing_matrix(model: ResMLP) -> None:
+    """Refuse a model whose token mixing is not the N x N matrix these figures draw (an ablation variant)."""
+    mixer = getattr(getattr(model, "config", None), "token_mixer", "linear")
+    if mixer != "linear":
+        raise ValueError(
+            f"this model mixes tokens with token_mixer={mixer!r}, which has no N x N token-mixing matrix to draw; "
+            "the figures exist for token_mixer='linear' (any norm, act or pooling)"
+        )
+
+
 def token_mixing_rows(model: ResMLP, layer: int, central: int = 6) -> torch.Tensor:
     """Rows of layer ``layer``'s token-mixing matrix A for the central patches, each reshaped to the grid.
 
@@ -64,6 +75,7 @@ def token_mixing_rows(model: ResMLP, layer: int, central: int = 6) -> torch.Tens
     entry ``i`` is ``A[p_i].reshape(rows, cols)`` for the ``i``-th central patch ``p_i`` in row-major order, i.e.
     how much output patch ``p_i`` takes from every input patch.
     """
+    check_has_mixing_matrix(model)
     index = _check_layer(model, layer)
     rows, cols = model.config.grid_size
     patches, _, _ = central_patches((rows, cols), central)
@@ -89,6 +101,7 @@ def sparsity(weight: torch.Tensor, threshold: float = 0.05) -> float:
 
 def layer_sparsity(model: ResMLP, threshold: float = 0.05) -> dict[str, list[float]]:
     """Per-layer sparsity of the token-mixing matrix A and of the channel MLP's fc1 (B) and fc2 (C) weights."""
+    check_has_mixing_matrix(model)
     out: dict[str, list[float]] = {key: [] for key in SPARSITY_KEYS}
     for block in model.blocks:
         mlp = block.channel_mix.op
@@ -232,6 +245,9 @@ def _main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     if args.model is not None and args.model not in list_models():
         raise UsageError(f"unknown preset {args.model!r}; choose one of: {', '.join(list_models())}")
+    if args.checkpoint is not None and is_tag(args.checkpoint):  # released weights by name: fetch them
+        args.model = args.model or split_name(args.checkpoint)[0]
+        args.checkpoint = str(resolve_checkpoint(args.checkpoint))
     if args.checkpoint is not None and Path(args.checkpoint).is_dir():
         raise UsageError(f"--checkpoint {args.checkpoint} is a directory; pass the checkpoint file inside it")
     if args.checkpoint is not None and not Path(args.checkpoint).is_file():

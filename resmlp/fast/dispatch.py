@@ -18,7 +18,7 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from ..layers import Affine, ChannelMLP, CrossPatchLinear, PatchEmbed, ResMLPBlock
+from ..layers import Affine, ChannelMLP, CrossPatchLinear, PatchEmbed, PreAffineResidual, ResMLPBlock
 from .gemm import compute_dtype, onednn_available, onednn_dtypes
 
 _enabled = os.environ.get("RESMLP_FAST_PATH", "1").strip().lower() not in ("0", "false", "off", "no")
@@ -64,7 +64,10 @@ def released_architecture(model: nn.Module) -> bool:
         and len(model.blocks) > 0
         and all(
             type(b) is ResMLPBlock
+            and type(b.token_mix) is PreAffineResidual
+            and type(b.token_mix.norm) is Affine
             and type(b.token_mix.op) is CrossPatchLinear
+            and type(b.channel_mix.norm) is Affine
             and type(b.channel_mix.op) is ChannelMLP
             and type(b.channel_mix.op.act) is nn.GELU
             and b.channel_mix.op.act.approximate == "none"

@@ -11,7 +11,7 @@ from .affine import Affine
 
 
 class TokenBatchNorm(nn.Module):
-    """Batch norm of each channel over the batch and the tokens: (B, N, C) or (B, C) in, the same shape out.
+    """Batch norm of each channel over the batch and the tokens: (B, N, C) in, the same shape out.
 
     A ``BatchNorm1d`` inside (``.bn``), so ``SyncBatchNorm.convert_sync_batchnorm`` and our cross-process batch norm
     find it.
@@ -22,9 +22,7 @@ class TokenBatchNorm(nn.Module):
         self.bn = nn.BatchNorm1d(dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() == 3:
-            return self.bn(x.transpose(1, 2)).transpose(1, 2)
-        return self.bn(x)
+        return self.bn(x.transpose(1, 2)).transpose(1, 2)
 
 
 NORMS: dict[str, Callable[[int], nn.Module]] = {
