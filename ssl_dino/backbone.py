@@ -22,19 +22,24 @@ from .derived_mixing import features_at_grid
 TIMM_PREFIX = "timm:"
 
 
-def build_backbone(name: str, *, img_size: int | None = None, drop_path_rate: float = 0.0) -> nn.Module:
+def build_backbone(
+    name: str, *, img_size: int | None = None, drop_path_rate: float = 0.0, variant: dict | None = None
+) -> nn.Module:
     """A feature backbone (pooled output, no classifier) by name: a ``resmlp`` preset, or a timm model.
 
     ``timm:NAME`` forces timm (for a name that is also a resmlp preset). timm models are built with
     ``pretrained=False, num_classes=0``; models with a fixed input size (ViT, Mixer, timm's ResMLP) are built for
-    ``img_size``. ``img_size=None`` keeps the preset's or timm's default. An unknown name raises ``KeyError``
-    listing the choices.
+    ``img_size``. ``img_size=None`` keeps the preset's or timm's default. ``variant``: the paper's ablation fields
+    (``token_mixer``, ``norm`` ...), for a resmlp preset only. An unknown name raises ``KeyError`` listing the
+    choices.
     """
     import timm  # imported on demand: it is slow to import and a resmlp preset does not need it
 
     if not name.startswith(TIMM_PREFIX) and name in resmlp.list_models():
         overrides = {"img_size": img_size} if img_size is not None else {}
-        return resmlp.create_model(name, num_classes=0, drop_path_rate=drop_path_rate, **overrides)
+        return resmlp.create_model(name, num_classes=0, drop_path_rate=drop_path_rate, **overrides, **(variant or {}))
+    if variant:
+        raise ValueError(f"{sorted(variant)} are ResMLP ablation keys; timm model {name!r} takes none of them")
     timm_name = name.removeprefix(TIMM_PREFIX)
     if not timm.is_model(timm_name):
         known = resmlp.list_models()

@@ -62,11 +62,22 @@ def _resample(x: torch.Tensor, size: tuple[int, int], shrink: bool) -> torch.Ten
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=shrink)
 
 
+def check_derivable(model: nn.Module) -> None:
+    """Refuse a ResMLP variant whose token mixing or pooling is tied to its grid in a way not derived here."""
+    config = model.config
+    if config.token_mixer != "linear" or config.global_pool != "avg":
+        raise ValueError(
+            f"the derived policies resample the N x N token-mixing matrix and average-pool; this backbone has "
+            f"token_mixer={config.token_mixer!r}, global_pool={config.global_pool!r}; use crops.policy none or resize"
+        )
+
+
 def features_at_grid(model: nn.Module, images: torch.Tensor, mode: str = "interpolate") -> torch.Tensor:
     """Pooled features (B, D) of a ``resmlp.ResMLP`` for images of any size divisible into whole patches.
 
     At the model's own size this equals ``model.forward_head(model.forward_features(x), pre_logits=True)``.
     """
+    check_derivable(model)
     embed = model.patch_embed
     patch = embed.patch_size
     height, width = images.shape[-2:]

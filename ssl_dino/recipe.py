@@ -12,18 +12,21 @@ from dataclasses import dataclass
 
 from trainkit.data import parse_data
 from trainkit.sections import OptimConfig, RunConfig, ScheduleConfig
+from trainkit.variant import ArchitectureVariant
 
 from .crop_policy import CROP_POLICIES
 
 
 @dataclass(frozen=True)
-class BackboneConfig:
+class BackboneConfig(ArchitectureVariant):
     """The network being pretrained.
 
     Attributes:
         name: A ``resmlp`` preset (``resmlp_s12`` ...) or a timm model name (``timm:NAME`` forces timm).
         img_size: Global crop size; null keeps the preset's (224 for the paper's models, 224 for timm).
         drop_path_rate: Stochastic depth of the student (DINO 0.1; the teacher never drops).
+        token_mixer, token_mlp_ratio, norm, act, global_pool: the paper's ablations (``trainkit.variant``), for
+            resmlp presets only.
     """
 
     name: str = "resmlp_s12"

@@ -55,6 +55,7 @@ from .backbone import MultiCropBackbone, build_backbone, native_input_size
 from .clipping import clip_gradients
 from .crop_policy import make_crop_policy
 from .data import build_dataset
+from .derived_mixing import check_derivable
 from .head import DINOHead, cancel_last_layer_grads
 from .loss import DINOLoss
 from .monitor import KnnMonitor
@@ -107,8 +108,13 @@ def build_student(cfg: DinoRecipe) -> MultiCropBackbone:
     """Backbone + DINO head + crop policy, checked together; ``SetupError`` says why a combination cannot work."""
     try:
         backbone = build_backbone(
-            cfg.backbone.name, img_size=cfg.backbone.img_size, drop_path_rate=cfg.backbone.drop_path_rate
+            cfg.backbone.name,
+            img_size=cfg.backbone.img_size,
+            drop_path_rate=cfg.backbone.drop_path_rate,
+            variant=cfg.backbone.variant_overrides(),
         )
+        if cfg.crops.policy.startswith("derived") and isinstance(backbone, resmlp.ResMLP):
+            check_derivable(backbone)
         native = native_input_size(backbone)
         global_size = cfg.backbone.img_size or (native[0] if native else 224)
         policy = make_crop_policy(

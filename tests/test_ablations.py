@@ -1,7 +1,11 @@
 """The paper's ablations as configuration: each variant is buildable, counted as in the paper, trainable, saved
 and loaded, and works with the timm contract and the exporters where its structure allows."""
 
+import os
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 
 import pytest
 import timm
@@ -11,6 +15,8 @@ import resmlp
 from resmlp import create_model, fast
 from resmlp.flops import model_stats
 from resmlp.viz import layer_sparsity
+
+REPO = Path(__file__).resolve().parents[1]
 
 # (preset, overrides): paper's parameters (M) and GMACs at 224 px, 1000 classes (Table 3, Table D.3).
 PAPER = [
@@ -143,3 +149,37 @@ def test_viz_draws_variants_with_a_mixing_matrix_and_refuses_the_others():
     )
     with pytest.raises(ValueError, match="token_mixer='conv3x3'.*no N x N token-mixing matrix"):
         layer_sparsity(create_model("resmlp_mini", token_mixer="conv3x3"))
+
+
+def _run(module: str, recipe: Path, out: Path, *overrides: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ACCELERATE_", "WORLD_SIZE", "LOCAL_RANK"))}
+    command = [sys.executable, "-m", module, "--recipe", str(recipe), "--output-dir", str(out), *overrides]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=env | {"OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+
+
+def test_variants_train_and_save_through_vision_train(tmp_path):
+    _run(
+        "vision.train", REPO / "recipes" / "vision" / "resmlp_digits.yaml", tmp_path / "v",
+        "model.name=resmlp_tiny", "data.builtin_size=16", "schedule.epochs=1",
+        "schedule.warmup_epochs=0", "run.batch_size=64",
+        "model.token_mixer=separable", "model.norm=layernorm", "model.act=silu", "model.global_pool=class_mlp",
+    )  # fmt: skip
+    model = create_model("resmlp_tiny", checkpoint=tmp_path / "v" / "model.pth")
+    config = model.config
+    assert (config.token_mixer, config.norm, config.act, config.global_pool) == (
+        "separable",
+        "layernorm",
+        "silu",
+        "class_mlp",
+    )
+
+
+def test_variants_pretrain_through_ssl_dino_train(tmp_path):
+    _run(
+        "ssl_dino.train", REPO / "recipes" / "dino" / "resmlp_tiny_test.yaml", tmp_path / "d",
+        "crops.policy=resize", "backbone.token_mixer=mlp", "backbone.norm=batchnorm", "run.max_steps=2",
+        "monitor.every_epochs=0",
+    )  # fmt: skip
+    model = create_model("resmlp_tiny", checkpoint=tmp_path / "d" / "model.pth")
+    assert (model.config.token_mixer, model.config.norm) == ("mlp", "batchnorm")

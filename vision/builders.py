@@ -17,7 +17,7 @@ from .teacher import load_teacher
 
 def build_model(model: ModelConfig, num_classes: int, in_chans: int) -> resmlp.ResMLP:
     """The student: a resmlp preset sized for the data, optionally initialised from a checkpoint (fine-tuning)."""
-    overrides = {"in_chans": in_chans, "drop_path_rate": model.drop_path_rate}
+    overrides = {"in_chans": in_chans, "drop_path_rate": model.drop_path_rate, **model.variant_overrides()}
     if model.img_size is not None:
         overrides["img_size"] = model.img_size
     if model.checkpoint and not resmlp.zoo.is_tag(model.checkpoint) and not Path(model.checkpoint).is_file():

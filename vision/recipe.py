@@ -11,20 +11,23 @@ from dataclasses import dataclass
 
 import resmlp
 from trainkit.sections import OptimConfig, RunConfig, ScheduleConfig
+from trainkit.variant import ArchitectureVariant
 
 from .config import AugmentConfig, DataConfig, DistillConfig, EvalConfig
 
 
 @dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(ArchitectureVariant):
     """Which ResMLP to train.
 
     Attributes:
         name: A ``resmlp`` preset (``resmlp_s12`` ...); see ``resmlp.list_models()``.
         img_size: Input size; null keeps the preset's (224 for the paper's models).
         drop_path_rate: Stochastic depth, uniform across blocks (0.05 for S12 in the paper, deit#106).
-        checkpoint: Weights to start from (fine-tuning): any file ``resmlp.create_model`` reads; empty: random init.
+        checkpoint: Weights to start from (fine-tuning): any file ``resmlp.create_model`` reads, or a released tag
+            (``resmlp_s12.fb_distilled_in1k``); empty: random init.
         fresh_head: Start with a new classifier instead of the checkpoint's (another number of classes).
+        token_mixer, token_mlp_ratio, norm, act, global_pool: the paper's ablations (``trainkit.variant``).
     """
 
     name: str = "resmlp_s12"
@@ -34,6 +37,7 @@ class ModelConfig:
     fresh_head: bool = False
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.name not in resmlp.list_models():
             raise ValueError(f"model.name {self.name!r} is not a resmlp preset; choose one of {resmlp.list_models()}")
         if self.fresh_head and not self.checkpoint:
