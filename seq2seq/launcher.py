@@ -17,6 +17,7 @@ they are found from any working directory. Checkpoints record the plugin folder 
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import sys
 
@@ -69,10 +70,9 @@ def with_plugin(command: str, args: list[str]) -> list[str]:
         overrides = [a for a in args if a.startswith("common.user_dir=")]
         for override in overrides:
             _check_user_dir(override.split("=", 1)[1], command)
-        extra = [] if overrides else [f"common.user_dir={plugin_dir()}"]
-        if _option_value(args, "--config-dir", "-cd") is None:
-            extra = ["--config-dir", recipes_dir(), *extra]
-        return [*extra, *args]
+        # Options first, overrides last: hydra's parser takes the overrides as one trailing positional list.
+        options = [] if _option_value(args, "--config-dir", "-cd") is not None else ["--config-dir", recipes_dir()]
+        return [*options, *args, *([] if overrides else [f"common.user_dir={plugin_dir()}"])]
     user_dir = _option_value(args, "--user-dir")
     if user_dir is not None:
         _check_user_dir(user_dir, command)
@@ -112,12 +112,33 @@ def main(argv: list[str] | None = None) -> int:
     except LauncherError as error:
         print(f"resmlp-fairseq: error: {error}", file=sys.stderr)
         return 2
-    module = importlib.import_module(TOOLS[command][0])
+    module = _import_tool(TOOLS[command][0])
     # The plugin is imported already (this module is part of it); fairseq's --user-dir import sees the same folder
     # in sys.modules and only logs "has already been imported".
     sys.argv = [f"fairseq-{command}", *tool_args]
     module.cli_main()
     return 0
+
+
+def _import_tool(name: str):
+    """Import a fairseq_cli module with logging as its ``fairseq-*`` script would have it.
+
+    A script imports its tool module first, and most of them configure the root logger right there (format, level,
+    stdout) "before importing any fairseq libraries". Here fairseq was imported with the plugin, which already
+    configured it, so the tool's set-up would be ignored: the handlers from that import step aside while the tool
+    module is imported, and come back only if the tool sets none itself (as fairseq-generate, whose logging then
+    stays as fairseq's import left it, exactly as with its script).
+    """
+    root = logging.getLogger()
+    earlier, level = list(root.handlers), root.level
+    for handler in earlier:
+        root.removeHandler(handler)
+    module = importlib.import_module(name)
+    if not root.handlers:
+        for handler in earlier:
+            root.addHandler(handler)
+        root.setLevel(level)
+    return module
 
 
 if __name__ == "__main__":
