@@ -1,6 +1,6 @@
 """Demo stage 1: the block library.
 
-Builds every paper preset and prints its parameters and multiply-adds beside the paper's, checks the fused
+Builds every paper preset and ablation and prints its parameters and multiply-adds beside the paper's, checks the fused
 inference model against the plain one, times a short inference comparison against timm's ``resmlp_12_224`` and
 draws the token-mixing figure. Run: ``python -m demo.foundation --out-dir outputs/demo``.
 """
@@ -15,16 +15,17 @@ import torch
 
 import resmlp
 from bench.inference import time_inference
-from resmlp.flops import PAPER_STATS, model_stats
+from resmlp.flops import PAPER_ABLATION_STATS, PAPER_STATS, model_stats
 from resmlp.viz import plot_model
 
 
 def preset_table() -> None:
-    print(f"{'preset':<14}{'params (M)':>12}{'paper':>8}{'GMACs':>9}{'paper':>8}")
-    for name in PAPER_STATS:
-        params, macs = model_stats(name)
-        paper_params, paper_gmacs = PAPER_STATS[name]
-        print(f"{name:<14}{params / 1e6:>12.1f}{paper_params:>8.1f}{macs / 1e9:>9.1f}{paper_gmacs:>8.1f}")
+    rows = [(name, {}, *PAPER_STATS[name]) for name in PAPER_STATS] + PAPER_ABLATION_STATS
+    print(f"{'preset (ablation)':<40}{'params (M)':>12}{'paper':>8}{'GMACs':>9}{'paper':>8}")
+    for name, overrides, paper_params, paper_gmacs in rows:
+        params, macs = model_stats(resmlp.get_config(name, **overrides))
+        label = name + "".join(f" {k}={v}" for k, v in overrides.items())
+        print(f"{label:<40}{params / 1e6:>12.1f}{paper_params:>8.1f}{macs / 1e9:>9.1f}{paper_gmacs:>8.1f}")
 
 
 def randomise_(model: torch.nn.Module) -> None:

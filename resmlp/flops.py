@@ -24,6 +24,21 @@ PAPER_STATS: dict[str, tuple[float, float]] = {
     "resmlp_b24_8": (129.1, 100.2),
 }
 
+# The ablations' figures (Table 3, Table D.3): (preset, ResMLPConfig overrides, params in millions, GMACs).
+PAPER_ABLATION_STATS: list[tuple[str, dict, float, float]] = [
+    ("resmlp_s12", {"global_pool": "class_mlp"}, 17.7, 3.0),
+    ("resmlp_s24", {"global_pool": "class_mlp"}, 32.4, 6.0),
+    ("resmlp_s36", {"global_pool": "class_mlp"}, 47.1, 8.9),
+    ("resmlp_s12", {"token_mixer": "mlp"}, 18.6, 4.3),
+    ("resmlp_s12", {"token_mixer": "conv3x3"}, 30.8, 6.0),
+    ("resmlp_s12", {"token_mixer": "dwconv3x3"}, 14.9, 2.8),
+    ("resmlp_s12", {"token_mixer": "separable"}, 16.7, 3.2),
+    ("resmlp_s12", {"token_mixer": "none"}, 14.9, 2.8),
+    ("resmlp_s12", {"norm": "layernorm"}, 15.4, 3.0),
+    ("resmlp_s12_14", {}, 15.6, 4.0),
+    ("resmlp_s12_8", {}, 22.1, 14.0),
+]
+
 
 def count_params(model: torch.nn.Module) -> int:
     """Number of parameters (buffers excluded)."""

@@ -1,6 +1,7 @@
 """The paper's ablations as configuration: each variant is buildable, counted as in the paper, trainable, saved
 and loaded, and works with the timm contract and the exporters where its structure allows."""
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -13,25 +14,12 @@ import torch
 
 import resmlp
 from resmlp import create_model, fast
-from resmlp.flops import model_stats
+from resmlp.flops import PAPER_ABLATION_STATS, model_stats
 from resmlp.viz import layer_sparsity
 
 REPO = Path(__file__).resolve().parents[1]
 
-# (preset, overrides): paper's parameters (M) and GMACs at 224 px, 1000 classes (Table 3, Table D.3).
-PAPER = [
-    ("resmlp_s12", dict(global_pool="class_mlp"), 17.7, 3.0),
-    ("resmlp_s24", dict(global_pool="class_mlp"), 32.4, 6.0),
-    ("resmlp_s36", dict(global_pool="class_mlp"), 47.1, 8.9),
-    ("resmlp_s12", dict(token_mixer="mlp"), 18.6, 4.3),
-    ("resmlp_s12", dict(token_mixer="conv3x3"), 30.8, 6.0),
-    ("resmlp_s12", dict(token_mixer="dwconv3x3"), 14.9, 2.8),
-    ("resmlp_s12", dict(token_mixer="separable"), 16.7, 3.2),
-    ("resmlp_s12", dict(token_mixer="none"), 14.9, 2.8),
-    ("resmlp_s12", dict(norm="layernorm"), 15.4, 3.0),
-    ("resmlp_s12_14", {}, 15.6, 4.0),
-    ("resmlp_s12_8", {}, 22.1, 14.0),
-]
+PAPER = PAPER_ABLATION_STATS  # the paper's parameters (M) and GMACs at 224 px, 1000 classes
 
 VARIANTS = [
     dict(token_mixer="mlp"),
@@ -183,3 +171,27 @@ def test_variants_pretrain_through_ssl_dino_train(tmp_path):
     )  # fmt: skip
     model = create_model("resmlp_tiny", checkpoint=tmp_path / "d" / "model.pth")
     assert (model.config.token_mixer, model.config.norm) == ("mlp", "batchnorm")
+
+
+ABLATION_RECIPES = sorted((REPO / "recipes" / "vision" / "ablations").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", ABLATION_RECIPES, ids=lambda p: p.stem)
+def test_each_ablation_recipe_changes_exactly_one_thing_of_the_papers_recipe(path):
+    from trainkit import load_recipe
+    from vision.recipe import VisionRecipe
+
+    base = load_recipe(VisionRecipe, REPO / "recipes" / "vision" / "resmlp_s12.yaml")
+    recipe = load_recipe(VisionRecipe, path)
+    assert dataclasses.replace(recipe, model=base.model) == base  # every other section is the paper's
+    fields = dataclasses.fields(base.model)
+    changed = [f.name for f in fields if getattr(recipe.model, f.name) != getattr(base.model, f.name)]
+    assert len(changed) == 1, changed
+    with torch.device("meta"):
+        create_model(recipe.model.name, **recipe.model.variant_overrides())  # the variant builds
+
+
+def test_the_ablation_recipes_cover_every_row_of_the_papers_table():
+    models = {p.stem for p in ABLATION_RECIPES}
+    rows = {"norm_layernorm", "pool_class_mlp", "mixer_none", "mixer_mlp", "mixer_conv3x3", "mixer_dwconv3x3"}
+    assert rows | {"mixer_separable", "patch14", "patch8"} <= models
