@@ -104,7 +104,7 @@ def test_incremental_decoding_equals_full_pass_and_skips_the_prefix(plugin, task
 
     mlp_input_lengths = []
     hook = model.decoder.layers[0].channel_mlp.register_forward_hook(
-        lambda module, inputs, output: mlp_input_lengths.append(inputs[0].shape[0])
+        lambda module, inputs, output: mlp_input_lengths.append(inputs[0].shape[0])  # (T, B, C)
     )
     state: dict = {}
     steps = [model.decoder(prev[:, : t + 1], encoder_out, incremental_state=state)[0] for t in range(prev.shape[1])]
