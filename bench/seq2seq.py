@@ -1,16 +1,19 @@
-"""Benchmark (not a test): the seq2seq ResMLP against fairseq's transformer on the built-in language pair, at
-matched size and budget. Reports test BLEU, training words/s and generation sentences/s, and checks the goals
-(BLEU within one point of the transformer or above, training >= 1.2x its words/s, generation at least its speed).
+"""Benchmark (not a test): the seq2seq ResMLP against fairseq's transformer on the built-in language pair, at matched
+width and at matched parameters, with the same budget. Reports test BLEU, training words/s, generation sentences/s,
+where a training step's time goes, and the ratios to the transformer against the goals (BLEU within one point or
+above, training >= 1.2x its words/s, generation at least its speed).
 
-    python -m bench.seq2seq --out-dir outputs/bench/seq2seq
+    python -m bench.seq2seq --out-dir outputs/bench/seq2seq --json outputs/bench/seq2seq/results.json
 
-Every model trains with the same data, updates, token budget, optimiser, schedule, loss and beam search, once per
-peak learning rate of the same grid; each model's rate is chosen on validation loss (never on the test set) and
-its test BLEU reported. "Matched size" is matched dimensions as in the paper (d, FFN, layers: ResMLP then has fewer
-parameters, since token mixing is smaller than self-attention); a ResMLP with 3 + 3 layers matches the transformer's
-parameter count instead. Each fairseq process uses one thread (OMP_NUM_THREADS=1 unless set). Speed is measured
-again in alternating rounds (one model, then the other, ...), so that a machine shared with other jobs slows both
-alike; medians are reported.
+Every model trains with the same data, updates, token budget, optimiser, schedule, loss, dropout and beam search,
+once per peak learning rate of the same grid; each model's rate is chosen on validation loss (never on the test
+set) and its test BLEU reported. Matched width is the paper's comparison (d, FFN, layers: ResMLP then has a third
+fewer parameters, since token mixing is smaller than self-attention); ResMLP with 3 + 3 layers matches the
+transformer's parameter count. Speed: every fairseq process runs ``--threads`` threads (``OMP_NUM_THREADS``); the
+models take turns in alternating rounds (a 40-update fairseq-train, then a full test-set fairseq-generate, per model
+per round), so that a machine shared with other jobs slows all of them alike; medians are reported with the load
+average seen before every run. Then ``bench/seq2seq_profile.py`` times fairseq's training step of each model
+in-process in CPU time and breaks it down by op (torch.profiler). Results go to docs/benchmarks.md by hand.
 """
 
 from __future__ import annotations
@@ -24,8 +27,11 @@ import os  # noqa: E402
 import statistics  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+from .report import emit_json  # noqa: E402
 from .seq2seq_compare import (  # noqa: E402
-    CONTENDERS,
+    RESMLP,
+    RESMLP_MATCHED_PARAMETERS,
+    TRANSFORMER,
     Budget,
     Contender,
     RunResult,
@@ -36,10 +42,9 @@ from .seq2seq_compare import (  # noqa: E402
     training_speed,
     translate,
 )
+from .seq2seq_profile import profile, profile_table  # noqa: E402
 
-MATCHED_PARAMETERS = Contender(
-    "resmlp-3+3", ("--arch", "resmlp_tiny", "--encoder-layers", "3", "--decoder-layers", "3"), 0
-)
+COMPARISONS = {"matched width": RESMLP.name, "matched parameters": RESMLP_MATCHED_PARAMETERS.name}
 
 
 def tune_learning_rate(
@@ -52,37 +57,59 @@ def tune_learning_rate(
 
 def alternating_speed_rounds(
     contenders: list[Contender], data_dir: Path, work_dir: Path, budget: Budget, rounds: int, updates: int
-) -> dict[str, tuple[float, float]]:
-    """Median (training words/s, generation sentences/s) per contender over ``rounds`` alternating rounds."""
+) -> tuple[dict[str, tuple[float, float]], list[float]]:
+    """Median (training words/s, generation sentences/s) per contender over ``rounds`` alternating rounds, and the
+    1-minute load average before every run."""
     trial = dataclasses.replace(budget, max_update=updates)
     words: dict[str, list[float]] = {c.name: [] for c in contenders}
     sentences: dict[str, list[float]] = {c.name: [] for c in contenders}
+    loads = []
     for _ in range(rounds):
         for contender in contenders:
             speed_run = dataclasses.replace(contender, name=f"{contender.name}-speed")
+            loads.append(os.getloadavg()[0])
             log, _ = train(speed_run, data_dir, work_dir, trial, ("--no-save", "--disable-validation"))
             words[contender.name].append(training_speed(log))
+            loads.append(os.getloadavg()[0])
             sentences[contender.name].append(translate(contender, data_dir, work_dir, budget)[1].sentences_per_second)
-    return {name: (statistics.median(words[name]), statistics.median(sentences[name])) for name in words}
+    return {name: (statistics.median(words[name]), statistics.median(sentences[name])) for name in words}, loads
 
 
-def goals(name: str, bleu: dict[str, float], speeds: dict[str, tuple[float, float]]) -> list[str]:
-    """The issue's three goals for ResMLP model ``name`` against the transformer."""
-    (r_words, r_sentences), (t_words, t_sentences) = speeds[name], speeds["transformer"]
+def ratios(name: str, bleu: dict[str, float], speeds: dict[str, tuple[float, float]], cpu: dict | None) -> dict:
+    """ResMLP model ``name`` against the transformer: the numbers the goals are about."""
+    (r_words, r_sentences), (t_words, t_sentences) = speeds[name], speeds[TRANSFORMER.name]
+    out = {
+        "bleu_difference": bleu[name] - bleu[TRANSFORMER.name],
+        "training_words_per_second": r_words / t_words,
+        "generation_sentences_per_second": r_sentences / t_sentences,
+    }
+    if cpu:
+        out["training_tokens_per_cpu_second"] = (
+            cpu[name]["tokens_per_cpu_second"] / cpu[TRANSFORMER.name]["tokens_per_cpu_second"]
+        )
+    return out
+
+
+def goal_lines(comparison: str, name: str, r: dict) -> list[str]:
     checks = [
+        (f"BLEU {r['bleu_difference']:+.2f} (goal: >= -1)", r["bleu_difference"] >= -1),
         (
-            f"BLEU {bleu[name]:.2f} vs {bleu['transformer']:.2f} (goal: >= its - 1)",
-            bleu[name] >= bleu["transformer"] - 1,
+            f"training words/s {r['training_words_per_second']:.2f}x (goal: >= 1.2x)",
+            r["training_words_per_second"] >= 1.2,
         ),
-        (f"training words/s {r_words / t_words:.2f}x (goal: >= 1.2x)", r_words >= 1.2 * t_words),
-        (f"generation sentences/s {r_sentences / t_sentences:.2f}x (goal: >= 1x)", r_sentences >= t_sentences),
+        (
+            f"generation sentences/s {r['generation_sentences_per_second']:.2f}x (goal: >= 1x)",
+            r["generation_sentences_per_second"] >= 1,
+        ),
     ]
-    return [f"- {name}: {'met' if ok else 'NOT met'}: {text}" for text, ok in checks]
+    return [f"- {comparison} ({name}): {'met' if ok else 'NOT met'}: {text}" for text, ok in checks]
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out-dir", default="outputs/bench/seq2seq")
+    parser.add_argument("--out-dir", type=Path, default=Path("outputs/bench/seq2seq"))
+    parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON here")
+    parser.add_argument("--threads", type=int, default=1, help="threads of every fairseq process (OMP_NUM_THREADS)")
     parser.add_argument("--train-size", type=int, default=10000, help="training sentence pairs")
     parser.add_argument("--test-size", type=int, default=500, help="test sentence pairs")
     parser.add_argument("--vocab-size", type=int, default=400, help="joint sentencepiece vocabulary")
@@ -90,24 +117,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lr-grid", default="0.005,0.01,0.02", help="peak learning rates tried for every model")
     parser.add_argument("--speed-rounds", type=int, default=3, help="alternating speed rounds (0: skip)")
     parser.add_argument("--speed-updates", type=int, default=40, help="updates of each speed-round training run")
+    parser.add_argument("--profile-steps", type=int, default=8, help="in-process profiled training steps (0: skip)")
     args = parser.parse_args(argv)
-    # One thread per fairseq process unless the caller chose: stable numbers on a machine shared with other jobs.
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ["OMP_NUM_THREADS"] = str(args.threads)
 
-    work_dir = Path(args.out_dir)
+    work_dir = args.out_dir
     sizes = {"train": args.train_size, "valid": 300, "test": args.test_size}
     data_dir = make_synthetic_data(work_dir, sizes, vocab_size=args.vocab_size)
     budget = Budget(max_update=args.updates)
     grid = [float(lr) for lr in args.lr_grid.split(",")]
+    contenders = (RESMLP, TRANSFORMER, RESMLP_MATCHED_PARAMETERS)
 
     chosen: dict[str, RunResult] = {}
     every_run: list[RunResult] = []
-    for contender in (*CONTENDERS, MATCHED_PARAMETERS):
+    for contender in contenders:
         chosen[contender.name], runs = tune_learning_rate(contender, grid, data_dir, work_dir, budget)
         every_run += runs
     lines = [
-        f"Built-in pair {sizes}, {budget.max_update} updates of {budget.max_tokens} tokens, beam {budget.beam};",
-        f"peak lr chosen on validation loss from {grid}.",
+        f"Built-in pair {sizes}, {budget.max_update} updates of {budget.max_tokens} tokens, beam {budget.beam},",
+        f"{args.threads} thread(s) per fairseq process; peak lr chosen on validation loss from {grid}.",
         "",
         "Chosen runs:",
         "",
@@ -118,17 +146,45 @@ def main(argv: list[str] | None = None) -> None:
         results_table(every_run),
     ]
     speeds = {name: (r.train_words_per_second, r.generation.sentences_per_second) for name, r in chosen.items()}
+    loads: list[float] = []
     if args.speed_rounds:
-        contenders = [r.contender for r in chosen.values()]
-        speeds = alternating_speed_rounds(contenders, data_dir, work_dir, budget, args.speed_rounds, args.speed_updates)
-        lines += ["", f"Speed, median of {args.speed_rounds} alternating rounds:", ""]
-        lines += ["| model | train words/s | generation sentences/s |", "|---|---:|---:|"]
+        best = [r.contender for r in chosen.values()]
+        speeds, loads = alternating_speed_rounds(
+            best, data_dir, work_dir, budget, args.speed_rounds, args.speed_updates
+        )
+        lines += ["", f"Speed, median of {args.speed_rounds} alternating rounds (load average {min(loads):.1f}-"]
+        lines[-1] += f"{max(loads):.1f} on {os.cpu_count()} CPUs):"
+        lines += ["", "| model | train words/s | generation sentences/s |", "|---|---:|---:|"]
         lines += [f"| {name} | {w:,.0f} | {s:,.1f} |" for name, (w, s) in speeds.items()]
+    cpu = None
+    if args.profile_steps:
+        lines += [
+            "",
+            f"Training step in-process, {args.profile_steps} batches, CPU time (bench/seq2seq_profile.py):",
+            "",
+        ]
+        cpu = profile([c for c in contenders], data_dir, budget, steps=args.profile_steps)
+        lines.append(profile_table(cpu))
     bleu = {name: r.bleu for name, r in chosen.items()}
-    lines += ["", "Goals:", *goals("resmlp", bleu, speeds), *goals(MATCHED_PARAMETERS.name, bleu, speeds)]
+    results = {comparison: ratios(name, bleu, speeds, cpu) for comparison, name in COMPARISONS.items()}
+    lines += ["", "Goals (ResMLP / transformer):"]
+    for comparison, name in COMPARISONS.items():
+        lines += goal_lines(comparison, name, results[comparison])
     report = "\n".join(lines)
     (work_dir / "results.md").write_text(report + "\n", encoding="utf-8")
     print(report)
+    payload = {
+        "threads": args.threads,
+        "load_average_during_speed_rounds": loads,
+        "ratios_to_transformer": results,
+        "bleu": bleu,
+        "learning_rates": {name: r.contender.lr for name, r in chosen.items()},
+        "speed": {
+            name: {"train_words_per_second": w, "generation_sentences_per_second": s} for name, (w, s) in speeds.items()
+        },
+        "profile": cpu,
+    }
+    emit_json(payload, args.json)
 
 
 if __name__ == "__main__":
