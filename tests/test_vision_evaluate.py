@@ -15,6 +15,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 import resmlp
+from resmlp.checkpoint import CheckpointError
 from trainkit.data import CheckedImageFolder
 from vision.data import DataError, ImageNetV2Folder, load_real_labels, real_top1
 from vision.evaluate import evaluate, main
@@ -174,3 +175,72 @@ def test_cli_bad_input_exits_with_one_line(tmp_path: Path, capsys: pytest.Captur
         err = capsys.readouterr().err
         assert exit_info.value.code == status and message in err and err.count("\n") == 1, err
         assert "Traceback" not in err
+
+
+@pytest.fixture(scope="module")
+def run_folder(tmp_path_factory) -> Path:
+    """A real vision.train run: 16 px digits, eval.crop_ratio 1.0 (not the default 0.9), 2 steps."""
+    from trainkit import load_recipe
+    from vision.recipe import VisionRecipe
+    from vision.train import train
+
+    recipe = Path(__file__).resolve().parents[1] / "recipes" / "vision" / "resmlp_digits.yaml"
+    overrides = ["model.name=resmlp_tiny", "run.batch_size=16", "run.max_steps=2", "run.tensorboard=false"]
+    out = tmp_path_factory.mktemp("run") / "digits"
+    train(load_recipe(VisionRecipe, recipe, overrides), out)
+    return out
+
+
+def _evaluate(capsys, argv) -> tuple[dict, str]:
+    assert main([*argv, "--num-workers", "0", "--json", str(Path(argv[1]).parent / "eval.json")]) == 0
+    out = capsys.readouterr().out
+    return json.loads((Path(argv[1]).parent / "eval.json").read_text()), out
+
+
+def test_cli_takes_the_run_s_own_eval_settings_and_says_which(run_folder, capsys):
+    from_run, out = _evaluate(capsys, ["--checkpoint", str(run_folder / "model.pth")])  # no --data, no crop
+    assert "crop ratio 1.0 (from " in out and str(run_folder / "config.yaml") in out
+    assert "resize the short side to 16 px (bicubic), centre crop 16 px" in out
+    assert (from_run["data"], from_run["crop_ratio"], from_run["builtin_size"], from_run["resize"]) == (
+        "digits",
+        1.0,
+        16,
+        16,
+    )
+    explicit, _ = _evaluate(
+        capsys, ["--checkpoint", str(run_folder / "model.pth"), "--ignore-run-config", "--data", "digits",
+                 "--builtin-size", "16", "--crop-ratio", "1.0"],
+    )  # fmt: skip
+    assert explicit["top1"] == from_run["top1"] and explicit["loss"] == from_run["loss"]
+    default, out = _evaluate(
+        capsys, ["--checkpoint", str(run_folder / "model.pth"), "--ignore-run-config", "--data", "digits"]
+    )
+    assert "crop ratio 0.9 (the default)" in out and default["loss"] != from_run["loss"]
+    option, out = _evaluate(capsys, ["--checkpoint", str(run_folder / "model.pth"), "--crop-ratio", "0.8"])
+    assert "crop ratio 0.8 (from the command line)" in out and option["builtin_size"] == 16
+
+
+def test_cli_evaluates_a_checkpoint_folder_with_the_run_s_model(run_folder, capsys):
+    step = sorted((run_folder / "checkpoints").glob("step_*"))[-1]
+    folder, _ = _evaluate(capsys, ["--checkpoint", str(step)])
+    final, _ = _evaluate(capsys, ["--checkpoint", str(run_folder / "model.pth")])
+    assert folder["top1"] == final["top1"] and folder["loss"] == pytest.approx(final["loss"], abs=1e-6)
+
+
+def test_checkpoint_key_is_honoured_or_refused_for_every_format(tmp_path):
+    from vision.evaluate import load_model_for_eval
+
+    torch.manual_seed(0)
+    model, ema = resmlp.create_model("resmlp_tiny"), resmlp.create_model("resmlp_tiny")
+    torch.save({"model": model.state_dict(), "model_ema": ema.state_dict()}, tmp_path / "deit.pth")
+    loaded = load_model_for_eval(tmp_path / "deit.pth", "resmlp_tiny", key="model_ema")
+    assert torch.equal(loaded.head.weight, ema.head.weight) and not torch.equal(loaded.head.weight, model.head.weight)
+    with pytest.raises(CheckpointError, match=r"no entry 'teacher'; it has \['model', 'model_ema'\]"):
+        load_model_for_eval(tmp_path / "deit.pth", "resmlp_tiny", key="teacher")
+    ours = resmlp.save_model(model, tmp_path / "ours.pth")
+    assert torch.equal(load_model_for_eval(ours, key="model").head.weight, model.head.weight)
+    with pytest.raises(CheckpointError, match="own format, which holds one model"):
+        load_model_for_eval(ours, key="student")
+    torch.save(model.state_dict(), tmp_path / "plain.pth")
+    with pytest.raises(CheckpointError, match="plain state dict"):
+        load_model_for_eval(tmp_path / "plain.pth", "resmlp_tiny", key="model_ema")

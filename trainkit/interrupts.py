@@ -9,8 +9,10 @@ Signals within ``grace_s`` of the first count as the same request: a Ctrl-C in a
 the group, and ``accelerate launch`` / ``torchrun`` forward it to their workers once more. (Those launchers kill
 workers 30 s after forwarding a signal; a kill then still leaves the previous checkpoint intact.)
 
-DataLoader worker processes ignore both signals (``ignore_in_workers`` as ``worker_init_fn``), so a Ctrl-C does not
-kill them under the loop's feet; they stop with the loader::
+DataLoader worker processes ignore both signals (``ignore_in_workers`` as ``worker_init_fn``), so a Ctrl-C or a
+SIGTERM sent to every process (a terminal, a scheduler) does not kill them under the loop's feet; they stop with
+their loader. A worker still alive when the main process exits is killed then (SIGKILL): multiprocessing's own exit
+handler would send it a SIGTERM it ignores and wait for it forever::
 
     with GracefulStop(accelerator) as stop:
         for ...:
@@ -21,6 +23,8 @@ kill them under the loop's feet; they stop with the loader::
 
 from __future__ import annotations
 
+import atexit
+import multiprocessing
 import os
 import signal
 import sys
@@ -41,6 +45,16 @@ class Interrupted(UserError):
     """The run stopped on SIGINT/SIGTERM after saving; printed once (by the main process) as one line."""
 
     main_process_only = True
+
+
+def _kill_leftover_workers() -> None:
+    """At exit, SIGKILL the daemonic children (DataLoader workers) still alive; multiprocessing would SIGTERM them."""
+    for child in multiprocessing.active_children():
+        if child.daemon:
+            child.kill()
+
+
+atexit.register(_kill_leftover_workers)  # after multiprocessing's handler is registered, so it runs before it
 
 
 def ignore_in_workers(worker_id: int = 0) -> None:
