@@ -17,6 +17,7 @@ import torch
 import resmlp
 from resmlp.cli import UsageError, UserError, add_debug_flag
 from trainkit.data import GRAMMAR
+from trainkit.preflight import check_output_dir
 
 from .backbone import native_input_size
 from .data import build_dataset, eval_transform, num_classes_of
@@ -70,8 +71,13 @@ def features_for(args: argparse.Namespace) -> Bundle | None:
         raise UsageError("--random-init needs --arch NAME (a resmlp preset or a timm model)")
     if not args.random_init and resmlp.zoo.is_tag(args.checkpoint):  # released weights by name: fetch them
         args.checkpoint = str(resmlp.zoo.resolve_checkpoint(args.checkpoint))
+    if not args.random_init and Path(args.checkpoint).is_dir():
+        args.checkpoint, args.checkpoint_key = _file_in_checkpoint_folder(Path(args.checkpoint), args.checkpoint_key)
     if not args.random_init and not Path(args.checkpoint).is_file():
         raise UserError(f"checkpoint not found: {args.checkpoint}; pass an existing file (e.g. a DINO run's model.pth)")
+    for target in (args.results and Path(args.results).parent, args.dump_features):
+        if target:  # before the features are extracted, not after
+            check_output_dir(target, subfolders=())
     accelerator = Accelerator()
     torch.manual_seed(args.seed)
     try:
@@ -107,6 +113,17 @@ def features_for(args: argparse.Namespace) -> Bundle | None:
         save_features(args.dump_features, train_x, train_y, test_x, test_y, num_classes=num_classes)
         accelerator.print(f"features dumped to {args.dump_features}")
     return train_x, train_y, test_x, test_y, num_classes
+
+
+def _file_in_checkpoint_folder(folder: Path, key: str | None) -> tuple[str, None]:
+    """A ``checkpoints/step_N`` folder of ``ssl_dino.train``: the teacher (default) or, with key ``student``, the
+    student (its backbone; the projection head is dropped when loading)."""
+    files = {"teacher": folder / "teacher.safetensors", "student": folder / "model.safetensors"}
+    if not (folder / "position.json").is_file() or not files["teacher"].is_file():
+        raise UserError(f"--checkpoint {folder} is a folder, not a DINO checkpoint folder; pass the checkpoint file")
+    if key not in (None, *files):
+        raise UserError(f"--checkpoint-key {key!r}: a DINO checkpoint folder holds 'teacher' (default) and 'student'")
+    return str(files[key or "teacher"]), None
 
 
 def write_results(path: str | None, results: dict) -> None:

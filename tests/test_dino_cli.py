@@ -186,3 +186,23 @@ def test_timm_backbone_loads_from_a_dino_checkpoint(tmp_path):
         torch.testing.assert_close(loaded.state_dict()[key], value)
     with pytest.raises(ValueError, match="does not fit"):
         load_backbone(path, arch="test_vit")
+
+
+def test_knn_reads_a_dino_checkpoint_folder_teacher_by_default_student_on_request(tmp_path):
+    from ssl_dino.recipe import DinoRecipe
+    from ssl_dino.train import train
+    from trainkit import load_recipe
+
+    recipe = Path(__file__).resolve().parents[1] / "recipes" / "dino" / "resmlp_tiny_test.yaml"
+    overrides = ["run.max_steps=2", "run.save_every_steps=0", "monitor.every_epochs=0", "run.tensorboard=false"]
+    train(load_recipe(DinoRecipe, recipe, overrides), tmp_path / "run")
+    folder = sorted((tmp_path / "run" / "checkpoints").glob("step_*"))[-1]
+    common = ["--data", "digits", "--nb-knn", "5", "--dump-features"]
+    knn.main(["--checkpoint", str(folder), *common, str(tmp_path / "t")])
+    knn.main(["--checkpoint", str(tmp_path / "run" / "model.pth"), *common, str(tmp_path / "m")])
+    knn.main(["--checkpoint", str(folder), "--checkpoint-key", "student", *common, str(tmp_path / "s")])
+    teacher, exported, student = (load_features(tmp_path / n)[0] for n in ("t", "m", "s"))
+    assert torch.equal(teacher, exported)  # the folder's teacher is the exported model.pth
+    assert not torch.equal(teacher, student)
+    with pytest.raises(SystemExit):
+        knn.main(["--checkpoint", str(folder), "--checkpoint-key", "ema", "--data", "digits"])

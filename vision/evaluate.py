@@ -31,6 +31,7 @@ from resmlp.checkpoint import CheckpointError, load_weights
 from resmlp.cli import UsageError, UserError, add_debug_flag, command
 from resmlp.zoo import is_tag, resolve_checkpoint, split_name
 from trainkit.data import GRAMMAR
+from trainkit.preflight import check_output_dir
 
 from .data import (
     CheckedImageFolder,
@@ -234,6 +235,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.model = args.model or split_name(args.checkpoint)[0]
         args.checkpoint = str(resolve_checkpoint(args.checkpoint))
     checkpoint = _checkpoint_file(Path(args.checkpoint))
+    if args.json:  # before the evaluation, not after it
+        check_output_dir(Path(args.json).parent, subfolders=())
     run = RunSettings() if args.ignore_run_config else read_run_settings(args.checkpoint)
     overrides = {"img_size": args.img_size} if args.img_size else {}
     model_name = args.model or (run.get("model_name") if checkpoint.suffix == ".safetensors" else None)
