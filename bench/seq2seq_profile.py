@@ -4,8 +4,9 @@ Every model is set up exactly as ``fairseq-train`` sets it up from the benchmark
 task, criterion and ``Trainer``, so fairseq's Adam, gradient norm and loss are included), and runs
 ``Trainer.train_step`` on the same batches. Models take turns batch by batch, and each step is timed in the CPU
 time of this thread (other jobs on the machine barely move it, unlike wall-clock time); the speed is target tokens
-per CPU second over the fastest of the rounds for each batch. ``torch.profiler`` then gives the op breakdown: the
-aten ops by self CPU time per step, the answer to "why is one faster".
+per CPU second over the fastest of the rounds for each batch. ``torch.profiler`` then gives the op breakdown: each
+aten op's share of a profiled run, times the step's CPU time (ms per step by op category), the answer to "why is
+one faster".
 
 Used by ``python -m bench.seq2seq`` (``--profile-steps``); alone: ``python -m bench.seq2seq_profile DATA_DIR``.
 """
@@ -93,8 +94,12 @@ def profile(contenders, data_dir: Path, budget: Budget, steps: int = 8, rounds: 
         with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
             for index in range(1, steps + 1):
                 trainer.train_step([batches[index]])
-        # ms per step of every aten op (the profiler also records enclosing ranges such as Optimizer.step)
-        aten = {e.key: e.self_cpu_time_total / 1e3 / steps for e in prof.key_averages() if e.key.startswith("aten::")}
+        # Every aten op's share of the profiled steps (the profiler also records enclosing ranges such as
+        # Optimizer.step, and its clock is wall time), scaled to the step's best CPU time: the profiler gives the
+        # split, the CPU-time measurement the total, so other jobs that slowed the profiled run do not show.
+        self_us = {e.key: e.self_cpu_time_total for e in prof.key_averages() if e.key.startswith("aten::")}
+        ms_per_unit = best * 1e3 / steps / sum(self_us.values())
+        aten = {op: us * ms_per_unit for op, us in self_us.items()}
         by_category: dict[str, float] = defaultdict(float)
         for op, ms in aten.items():
             by_category[category(op)] += ms
@@ -120,7 +125,7 @@ def profile_table(results: dict[str, dict], reference: str = "transformer") -> s
         speed = r["tokens_per_cpu_second"]
         lines.append(f"| {name} | {r['parameters']:,} | {speed:,.0f} | {speed / ref:.2f}x |")
     categories = sorted({c for r in results.values() for c in r["ms_per_step_by_category"]})
-    lines += ["", "| ms per training step (torch.profiler, self CPU) | " + " | ".join(names) + " |"]
+    lines += ["", "| ms per training step (CPU time, split by torch.profiler) | " + " | ".join(names) + " |"]
     lines.append("|---|" + "---:|" * len(names))
     for cat in sorted(categories, key=lambda c: -results[reference]["ms_per_step_by_category"].get(c, 0.0)):
         row = [f"{results[n]['ms_per_step_by_category'].get(cat, 0.0):.1f}" for n in names]

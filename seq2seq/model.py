@@ -21,13 +21,13 @@ from .encoder import ResMLPEncoder
 class ResMLPSeq2SeqModel(FairseqEncoderDecoderModel):
     """Encoder and decoder of ResMLP layers; the decoder keeps the transformer's encoder-decoder attention.
 
-    Train it as any fairseq translation model, e.g.
-    ``fairseq-train data-bin --user-dir $(python -m seq2seq.user_dir) --arch resmlp_iwslt_de_en ...``.
+    Train it as any fairseq translation model, e.g. ``resmlp-fairseq train data-bin --arch resmlp_iwslt_de_en ...``
+    (= ``fairseq-train data-bin --user-dir $(resmlp-fairseq user-dir) --arch resmlp_iwslt_de_en ...``).
     """
 
     def __init__(self, config: ResMLPSeq2SeqConfig, encoder: ResMLPEncoder, decoder: ResMLPDecoder) -> None:
         super().__init__(encoder, decoder)
-        self.config = config  # the resolved, typed options (fairseq's own cfg object may lack defaults)
+        self.config = config  # the resolved, effective options (also written into fairseq's cfg.model)
 
     @classmethod
     def build_model(cls, cfg: Any, task) -> ResMLPSeq2SeqModel:

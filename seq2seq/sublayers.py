@@ -18,6 +18,8 @@ each sublayer is then its matrix products plus its dropout and one residual add.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from fairseq.modules import FairseqDropout, MultiheadAttention
@@ -62,8 +64,8 @@ class TokenMixing(PreAffineResidual):
         module_name: str,
     ) -> None:
         op = CrossPatchLinear(num_tokens, causal=causal)
-        super().__init__(dim, op, layerscale_init=layerscale_init, drop_path=drop_path)
-        self.norm = make_norm(norm, dim)
+        norm_layer = functools.partial(make_norm, norm)
+        super().__init__(dim, op, layerscale_init=layerscale_init, drop_path=drop_path, norm_layer=norm_layer)
         self.dropout_module = FairseqDropout(dropout, module_name=module_name)
 
     def forward(self, x: Tensor, keep: Tensor | None = None) -> Tensor:
@@ -131,8 +133,9 @@ class ChannelMLPSublayer(PreAffineResidual):
         activation_dropout: float,
         module_name: str,
     ) -> None:
-        super().__init__(dim, ChannelMLP(dim, hidden_dim), layerscale_init=layerscale_init, drop_path=drop_path)
-        self.norm = make_norm(norm, dim)
+        norm_layer = functools.partial(make_norm, norm)
+        op = ChannelMLP(dim, hidden_dim)
+        super().__init__(dim, op, layerscale_init=layerscale_init, drop_path=drop_path, norm_layer=norm_layer)
         self.activation_dropout_module = FairseqDropout(activation_dropout, module_name=module_name)
         self.dropout_module = FairseqDropout(dropout, module_name=module_name)
 
