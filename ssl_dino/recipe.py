@@ -107,8 +107,9 @@ class DataConfig:
     """Images, named in the data grammar shared with vision (docs/training.md, "Data").
 
     Attributes:
-        dataset: ``digits`` or ``procedural`` (built in), ``folder:ROOT`` / ``imagenet:ROOT`` (``ROOT/train/<class>/*``
-            and ``ROOT/val/<class>/*``), ``cifar10:ROOT`` or ``cifar100:ROOT``; pretraining uses ``train`` without
+        dataset: digits, procedural, folder:ROOT, imagenet:ROOT, cifar10:ROOT ... (the data grammar). The
+            built-in ``digits`` and ``procedural``; ``folder:ROOT`` / ``imagenet:ROOT`` (``ROOT/train/<class>/*``
+            and ``ROOT/val/<class>/*``); ``cifar10:ROOT`` or ``cifar100:ROOT``. Pretraining uses ``train`` without
             its labels, the k-NN monitor ``train`` (bank) and ``val`` (queries).
         skip_corrupt_images: Skip unreadable image files instead of stopping (pretraining serves the next readable
             image; the monitor leaves them out); they are reported.

@@ -96,7 +96,8 @@ def test_two_process_training_saves_one_checkpoint_with_both_rng_states(tmp_path
     )
     assert result.returncode == 0, result.stderr[-3000:]
     step = tmp_path / "checkpoints" / "step_000000004"
-    assert {"random_states_0.pkl", "random_states_1.pkl", "model.safetensors"} <= {p.name for p in step.iterdir()}
+    assert {"rng_0.safetensors", "rng_1.safetensors", "model.safetensors"} <= {p.name for p in step.iterdir()}
+    assert not list(step.glob("*.pkl"))  # no pickles: nothing in a checkpoint can run code when loaded
     assert json.loads((step / "position.json").read_text())["num_processes"] == 2
     # 48 images / (8 per process x 2 processes) = 3 steps per epoch: step 4 is batch 1 of epoch 1.
     assert json.loads((step / "position.json").read_text())["batch"] == 1

@@ -48,7 +48,9 @@ def attribute_docs(cls: type) -> dict[str, str]:
 
 
 def _first_sentence(text: str, limit: int = 90) -> str:
-    sentence = re.split(r"(?<=[.;])\s", text, maxsplit=1)[0]
+    """The first sentence of an attribute's description, without reST markup, cut at ``limit`` characters."""
+    text = text.replace("``", "")
+    sentence = re.split(r"(?<=\.)\s+(?=[A-Z(])", text, maxsplit=1)[0]
     return sentence if len(sentence) <= limit else sentence[: limit - 3].rstrip() + "..."
 
 

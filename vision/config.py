@@ -25,10 +25,10 @@ class DataConfig:
     """Which images to train and evaluate on.
 
     Attributes:
-        dataset: In the data grammar (docs/training.md, "Data"): ``digits`` or ``procedural`` (built in),
-            ``folder:ROOT`` / ``imagenet:ROOT`` (``ROOT/train/<class>/*`` and ``ROOT/val/<class>/*``),
-            ``cifar10:ROOT`` / ``cifar100:ROOT`` (the python-version files under ``ROOT``) or ``imagenetv2:ROOT``
-            (evaluation only).
+        dataset: digits, procedural, folder:ROOT, imagenet:ROOT, cifar10:ROOT ... (the data grammar). The
+            built-in ``digits`` and ``procedural``; ``folder:ROOT`` / ``imagenet:ROOT`` (``ROOT/train/<class>/*``
+            and ``ROOT/val/<class>/*``); ``cifar10:ROOT`` / ``cifar100:ROOT`` (the python-version files under
+            ``ROOT``); ``imagenetv2:ROOT`` (evaluation only). See docs/training.md, "Data".
         num_classes: Classes the recipe expects; null takes the count from the data. A disagreement is an error.
         builtin_size: Side in pixels at which the built-in datasets are rendered.
         builtin_channels: 3 (RGB) or 1 (grey) for the built-in datasets; the folder and CIFAR data are always RGB.
