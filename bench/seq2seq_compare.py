@@ -130,6 +130,8 @@ def training_speed(log: str) -> float:
     briefly taking the CPU.
     """
     speeds = [float(r["wps"]) for r in json_records(log, "train_inner")]
+    if not speeds:  # a run shorter than one log interval: fairseq's end-of-epoch summary
+        speeds = [float(r["train_wps"]) for r in json_records(log, "train")]
     return statistics.median(speeds[1:] or speeds)
 
 
