@@ -52,8 +52,14 @@ def write_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor], met
     bad = [k for k, v in tensors.items() if not isinstance(v, torch.Tensor)]
     if bad:
         raise TypeError(f"{path.name}: state entries {bad[:5]} are not tensors; only tensors can be checkpointed here")
-    # clone(): safetensors refuses tensors that share memory (tied weights, views); contiguous CPU copies never do.
-    plain = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
+    # safetensors refuses tensors that share memory (tied weights, views): those are copied, the others written as is.
+    plain, seen = {}, set()
+    for key, value in tensors.items():
+        value = value.detach().to("cpu").contiguous()
+        storage = value.untyped_storage()
+        whole = value.numel() * value.element_size() == storage.nbytes()
+        plain[key] = value if whole and storage.data_ptr() not in seen else value.clone()
+        seen.add(storage.data_ptr())
     save_file(plain, str(path), metadata={_META_KEY: json.dumps(meta)})
     _fsync(path)
     return path
