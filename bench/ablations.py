@@ -1,7 +1,7 @@
 """The paper's ablations at small scale: every architectural variant trained on the built-in procedural data at an
 equal budget, then a table and a plot of accuracy against multiply-adds.
 
-    python -m bench.ablations --threads 2 --epochs 4 --out-dir outputs/bench_ablations
+    python -m bench.ablations --threads 2 --epochs 4 --train-size 10000 --out-dir outputs/bench_ablations
 
 Each variant is ``recipes/vision/resmlp_procedural.yaml`` (resmlp_mini, 32 px, 10,000 training images, 12
 classes) with one ``model.*`` field changed and the schedule cut to ``--epochs`` (same data, same steps, same
@@ -47,9 +47,15 @@ VARIANTS: list[tuple[str, dict[str, str]]] = [
 ]
 
 
-def run_variant(label: str, fields: dict[str, str], epochs: int, out_dir: Path) -> dict:
+def run_variant(label: str, fields: dict[str, str], epochs: int, train_size: int, out_dir: Path) -> dict:
     overrides = [f"model.{k}={v}" for k, v in fields.items()]
-    settings = [f"schedule.epochs={epochs}", "schedule.warmup_epochs=1", "run.tensorboard=false", "run.resume=off"]
+    settings = [
+        f"schedule.epochs={epochs}",
+        "schedule.warmup_epochs=1",
+        f"data.procedural_train_size={train_size}",
+        "run.tensorboard=false",
+        "run.resume=off",
+    ]
     cfg = load_recipe(VisionRecipe, RECIPE, [*settings, *overrides])
     config = resmlp.get_config(
         cfg.model.name, img_size=cfg.model.img_size, num_classes=12, **cfg.model.variant_overrides()
@@ -64,9 +70,10 @@ def run_variant(label: str, fields: dict[str, str], epochs: int, out_dir: Path) 
     return {**row, "seconds": seconds}
 
 
-def write_table(rows: list[dict], epochs: int, path: Path) -> None:
+def write_table(rows: list[dict], epochs: int, train_size: int, path: Path) -> None:
     lines = [
-        f"| variant (resmlp_mini, procedural 32 px, {epochs} epochs) | top-1 | params | MMACs | train time |",
+        f"| variant (resmlp_mini, procedural 32 px, {train_size} images x {epochs} epochs) | top-1 | params | MMACs "
+        "| train time |",
         "|---|---|---|---|---|",
     ]
     for r in rows:
@@ -96,6 +103,7 @@ def plot(rows: list[dict], path: Path) -> None:
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=4, help="epochs per variant (the equal budget)")
+    parser.add_argument("--train-size", type=int, default=10000, help="procedural training images (recipe: 10,000)")
     parser.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: default)")
     parser.add_argument("--only", nargs="*", help="labels of the variants to run (default: all)")
     parser.add_argument("--out-dir", type=Path, default=Path("outputs/bench_ablations"))
@@ -105,8 +113,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     os.environ.setdefault("ACCELERATE_USE_CPU", "true")
     args.out_dir.mkdir(parents=True, exist_ok=True)
     chosen = [v for v in VARIANTS if not args.only or v[0] in args.only]
-    rows = [run_variant(label, fields, args.epochs, args.out_dir) for label, fields in chosen]
-    write_table(rows, args.epochs, args.out_dir / "ablations.md")
+    rows = [run_variant(label, fields, args.epochs, args.train_size, args.out_dir) for label, fields in chosen]
+    write_table(rows, args.epochs, args.train_size, args.out_dir / "ablations.md")
     plot(rows, args.out_dir / "ablations.png")
     emit_json(
         {"epochs": args.epochs, "threads": torch.get_num_threads(), "rows": rows}, args.out_dir / "ablations.json"

@@ -78,6 +78,7 @@ def run(args: argparse.Namespace) -> dict:
 
     clock = CLOCKS[args.clock]
     precisions = (("fp32", torch.float32), ("bf16", torch.bfloat16))
+    precisions = tuple(p for p in precisions if p[0] in args.precisions or p[0] == "fp32")  # fp32: training
     peaks = {name: matmul_peak(dtype, device, clock=clock) for name, dtype in precisions}
     infer = {"timm": timm_model, "ours": ours, "fused": fused}
     train = {"timm": timm_model, "ours": ours}
@@ -87,6 +88,7 @@ def run(args: argparse.Namespace) -> dict:
         ablation = {"ours-reference": _Reference(ours)}
         train.update(ablation)
     settings = [("fp32", None, {**infer, **ablation}), ("bf16", torch.bfloat16, infer)]
+    settings = [s for s in settings if s[0] in args.precisions]
     rates: dict[str, list[float]] = {}
     for _ in range(args.rounds):
         for precision, dtype, models in settings:
@@ -180,6 +182,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="wall",
         help="wall: elapsed time (the real throughput); cpu: process CPU time, which other jobs on a shared machine "
         "disturb much less; use it with --threads 1, where it is images per core-second",
+    )
+    parser.add_argument(
+        "--precisions",
+        nargs="+",
+        choices=["fp32", "bf16"],
+        default=["fp32", "bf16"],
+        help="inference precisions to time (bf16 is meaningful only on a CPU with bf16 instructions)",
     )
     parser.add_argument("--batch-size", type=int, default=32, help="inference batch")
     parser.add_argument("--train-batch-size", type=int, default=16, help="training batch")
