@@ -254,6 +254,17 @@ def test_dino_evaluation_commands_answer_bad_input_in_one_line(tmp_path, capsys,
     one_line_error(capsys, main, ["--checkpoint", str(broken)], 1, f"cannot read checkpoint {broken}")
 
 
+def test_evaluation_commands_check_where_they_write_before_the_work(tmp_path, capsys):
+    checkpoint = resmlp.save_model(resmlp.create_model("resmlp_tiny"), tmp_path / "m.pth")
+    with read_only(tmp_path / "ro") as folder:
+        argv = ["--random-init", "--arch", "resmlp_tiny", "--results", str(folder / "r.json")]
+        one_line_error(capsys, knn.main, argv, 1, f"cannot write to {folder}")
+        argv = ["--random-init", "--arch", "resmlp_tiny", "--dump-features", str(folder / "features")]
+        one_line_error(capsys, linear.main, argv, 1, f"cannot write to {folder / 'features'}")
+        argv = ["--checkpoint", str(checkpoint), "--data", "digits", "--json", str(folder / "e.json")]
+        one_line_error(capsys, evaluate_main, argv, 1, f"cannot write to {folder}")
+
+
 def test_knn_corrupt_image_names_the_file_and_its_option(tmp_path, capsys):
     data = image_folder(tmp_path / "data", corrupt="val/light/0.png")
     argv = ["--random-init", "--arch", "resmlp_tiny", "--data", f"folder:{data}", "--nb-knn", "3"]

@@ -109,3 +109,15 @@ def test_teacher_temperature_warmup_per_epoch_and_per_iteration():
     assert per_step[0] == pytest.approx(0.04) and per_step[15] == pytest.approx(0.07)
     assert per_step[:16] == sorted(per_step[:16]) and len(set(per_step[:16])) == 16
     assert teacher_temp_at(100, steps_per_epoch=4) == 0.04  # the reference default: 0.04 throughout
+
+
+def test_short_schedule_warning_says_how_much_of_the_random_teacher_is_left_and_the_fix():
+    from ssl_dino.teacher import short_schedule_warning, teacher_retention
+    from trainkit.schedules import cosine_between
+
+    assert short_schedule_warning(0.996, 1100, 1100, 22) is None  # the digits recipe: 50 epochs of 22 steps
+    warning = short_schedule_warning(0.996, 440, 440, 22)  # the same at 20 epochs
+    assert "keeps 41% of its random initial weights" in warning and "dino.momentum_teacher to 0.9864" in warning
+    fixed = teacher_retention(lambda step: cosine_between(step, 440, 0.9864, 1.0), 440)
+    assert fixed <= 0.05  # the suggested momentum leaves at most e^-3 of the initialisation
+    assert "keeps 100%" in short_schedule_warning(1.0, 100, 100, 10)  # a teacher that never moves
