@@ -14,6 +14,7 @@ Used by ``python -m bench.seq2seq`` (``--profile-steps``); alone: ``python -m be
 from __future__ import annotations
 
 import argparse
+import itertools
 import logging
 import time
 from collections import defaultdict
@@ -69,7 +70,10 @@ def build_trainer(contender: Contender, data_dir: Path, budget: Budget, steps: i
         required_batch_size_multiple=1,
         seed=budget.seed,
     ).next_epoch_itr(shuffle=True)
-    return trainer, [next(batches) for _ in range(steps)]
+    taken = list(itertools.islice(batches, steps))  # fewer when one epoch of the data holds fewer batches
+    if len(taken) < 2:
+        raise ValueError(f"{data_dir} has too little training data to profile: one epoch is {len(taken)} batch")
+    return trainer, taken
 
 
 def profile(contenders, data_dir: Path, budget: Budget, steps: int = 8, rounds: int = 5) -> dict[str, dict]:
@@ -77,6 +81,7 @@ def profile(contenders, data_dir: Path, budget: Budget, steps: int = 8, rounds: 
     logging.disable(logging.WARNING)  # fairseq logs every set-up step
     torch.set_num_threads(1)
     setups = {c.name: build_trainer(c, data_dir, budget, steps + 1) for c in contenders}
+    steps = min(len(batches) for _, batches in setups.values()) - 1  # batch 0 is the warm-up
     for trainer, batches in setups.values():
         trainer.train_step([batches[0]])  # warm-up: allocator, lazy initialisation
     seconds = {name: defaultdict(list) for name in setups}
