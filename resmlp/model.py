@@ -108,7 +108,7 @@ class ResMLP(nn.Module):
         """Images (B, C, H, W) -> logits (B, classes)."""
         return self.forward_head(self.forward_features(x))
 
-    # ---- the one place where the fast path is chosen ----
+    # ---- where the fast path is chosen: the decision is fast.serves, asked by the two forward passes it covers ----
     @torch.jit.unused
     def _fast_path_serves(self, x: torch.Tensor) -> bool:
         return fast.serves(self, x)
@@ -116,6 +116,12 @@ class ResMLP(nn.Module):
     @torch.jit.unused
     def _fast_forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return fast.forward_features(self, x)
+
+    @torch.jit.unused
+    def _fast_forward_intermediates(
+        self, x: torch.Tensor, wanted: List[int], depth: int, norm: bool
+    ) -> Tuple[torch.Tensor, List[torch.Tensor]]:
+        return fast.forward_intermediates(self, x, wanted, depth, norm)
 
     # ---- timm's feature API ----
     def forward_intermediates(
@@ -141,18 +147,22 @@ class ResMLP(nn.Module):
         wanted, last = take_indices(len(self.blocks), indices)
         batch = x.shape[0]
         rows, cols = self.patch_embed.grid_size
-        x = self.patch_embed(x)
-        intermediates = []
-        blocks = self.blocks if torch.jit.is_scripting() or not stop_early else self.blocks[: last + 1]
-        for i, block in enumerate(blocks):
-            x = block(x)
-            if i in wanted:
-                intermediates.append(self.norm(x) if norm else x)
+        depth = last + 1 if stop_early and not torch.jit.is_scripting() else len(self.blocks)
+        if not torch.jit.is_scripting() and self._fast_path_serves(x):
+            final, intermediates = self._fast_forward_intermediates(x, wanted, depth, norm)
+        else:
+            x = self.patch_embed(x)
+            intermediates = []
+            for i, block in enumerate(self.blocks[:depth]):
+                x = block(x)
+                if i in wanted:
+                    intermediates.append(self.norm(x) if norm else x)
+            final = self.norm(x)
         if output_fmt == "NCHW":
             intermediates = [y.reshape(batch, rows, cols, -1).permute(0, 3, 1, 2).contiguous() for y in intermediates]
         if intermediates_only:
             return intermediates
-        return self.norm(x), intermediates
+        return final, intermediates
 
     def prune_intermediate_layers(
         self, indices: Union[int, List[int]] = 1, prune_norm: bool = False, prune_head: bool = True

@@ -128,3 +128,17 @@ def test_bf16_autocast_takes_the_fast_path(fast_calls):
             ref = model(x)
     assert fast_calls and out.dtype == torch.bfloat16
     assert_rel_close(out, ref, 0.05)
+
+
+def test_forward_intermediates_takes_the_same_path_as_forward_features():
+    """timm's tools compare ``forward_intermediates``'s final output with ``forward_features`` exactly."""
+    model = randomise(create_model("resmlp_mini")).eval()
+    x = images(model, 2)
+    with torch.no_grad():
+        final, maps = model.forward_intermediates(x, indices=[1, -1])
+        assert torch.equal(final, model.forward_features(x))
+        with fast.disabled():
+            ref_final, ref_maps = model.forward_intermediates(x, indices=[1, -1])
+    assert_rel_close(final, ref_final, 1e-5)
+    for got, ref in zip(maps, ref_maps):
+        assert_rel_close(got, ref, 1e-5)

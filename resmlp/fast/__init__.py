@@ -26,10 +26,26 @@ def forward_features(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return model.norm(tokens).transpose(0, 1).contiguous()
 
 
+def forward_intermediates(
+    model: nn.Module, x: torch.Tensor, wanted: list[int], blocks: int, norm: bool
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """The fast path of ``model.forward_intermediates``: the final tokens (B, N, D) after the final Affine, computed
+    from the first ``blocks`` blocks, and the (B, N, D) output of each block in ``wanted`` (normed when ``norm``)."""
+    tokens = token_major.patch_embed(model.patch_embed, x)
+    workspace = token_major.token_mixing_workspace(tokens)
+    taken = []
+    for i, blk in enumerate(model.blocks[:blocks]):
+        tokens = token_major.block(blk, tokens, workspace)
+        if i in wanted:
+            taken.append((model.norm(tokens) if norm else tokens).transpose(0, 1).contiguous())
+    return model.norm(tokens).transpose(0, 1).contiguous(), taken
+
+
 __all__ = [
     "FusedResMLP",
     "disabled",
     "forward_features",
+    "forward_intermediates",
     "fuse",
     "is_enabled",
     "released_architecture",

@@ -12,6 +12,8 @@ from torch import nn
 
 from ..layers import PatchEmbed, ResMLPBlock
 from .folding import channel_mlp, fold_channel_mlp, fold_token_mixing, token_mixing, token_mixing_workspace
+
+__all__ = ["block", "blocks", "patch_embed", "token_mixing_workspace"]
 from .gemm import compute_dtype, linear
 
 
