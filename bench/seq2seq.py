@@ -8,8 +8,9 @@ above, training >= 1.2x its words/s, generation at least its speed).
 Every model trains with the same data, updates, token budget, optimiser, schedule, loss, dropout and beam search,
 once per peak learning rate of the same grid; each model's rate is chosen on validation loss (never on the test
 set) and its test BLEU reported. Matched width is the paper's comparison (d, FFN, layers: ResMLP then has a third
-fewer parameters, since token mixing is smaller than self-attention); ResMLP with 3 + 3 layers matches the
-transformer's parameter count. Speed: every fairseq process runs ``--threads`` threads (``OMP_NUM_THREADS``); the
+fewer parameters, since token mixing is smaller than self-attention); at matched parameters ResMLP spends the
+difference either on depth (3 + 3 layers) or on width (2 + 2 layers, FFN 160), and both are reported.
+Speed: every fairseq process runs ``--threads`` threads (``OMP_NUM_THREADS``); the
 models take turns in alternating rounds (a 40-update fairseq-train, then a full test-set fairseq-generate, per model
 per round), so that a machine shared with other jobs slows all of them alike; medians are reported with the load
 average seen before every run. Then ``bench/seq2seq_profile.py`` times fairseq's training step of each model
@@ -31,6 +32,7 @@ from .report import emit_json  # noqa: E402
 from .seq2seq_compare import (  # noqa: E402
     RESMLP,
     RESMLP_MATCHED_PARAMETERS,
+    RESMLP_MATCHED_PARAMETERS_WIDER,
     TRANSFORMER,
     Budget,
     Contender,
@@ -44,7 +46,11 @@ from .seq2seq_compare import (  # noqa: E402
 )
 from .seq2seq_profile import profile, profile_table  # noqa: E402
 
-COMPARISONS = {"matched width": RESMLP.name, "matched parameters": RESMLP_MATCHED_PARAMETERS.name}
+COMPARISONS = {
+    "matched width": RESMLP.name,
+    "matched parameters, deeper": RESMLP_MATCHED_PARAMETERS.name,
+    "matched parameters, wider FFN": RESMLP_MATCHED_PARAMETERS_WIDER.name,
+}
 
 
 def tune_learning_rate(
@@ -126,7 +132,7 @@ def main(argv: list[str] | None = None) -> None:
     data_dir = make_synthetic_data(work_dir, sizes, vocab_size=args.vocab_size)
     budget = Budget(max_update=args.updates)
     grid = [float(lr) for lr in args.lr_grid.split(",")]
-    contenders = (RESMLP, TRANSFORMER, RESMLP_MATCHED_PARAMETERS)
+    contenders = (RESMLP, TRANSFORMER, RESMLP_MATCHED_PARAMETERS, RESMLP_MATCHED_PARAMETERS_WIDER)
 
     chosen: dict[str, RunResult] = {}
     every_run: list[RunResult] = []

@@ -29,12 +29,18 @@ class Contender:
 
 
 # Matched width: both d 64, FFN 64, 2 + 2 layers, 2 cross-attention heads (fairseq's transformer_tiny sizes); ResMLP
-# then has a third fewer parameters. Matched parameters: ResMLP with 3 + 3 layers. Peak learning rates: each model's
-# best of {0.005, 0.01, 0.02} on validation loss (docs/benchmarks.md, translation).
+# then has a third fewer parameters. Matched parameters, two ways of spending the difference: deeper (3 + 3 layers,
+# 144,320 parameters) or wider (2 + 2 layers with FFN 160, 151,296), against the transformer's 150,784. Peak
+# learning rates: each model's best of {0.005, 0.01, 0.02} on validation loss (docs/benchmarks.md, translation).
 RESMLP = Contender("resmlp", ("--arch", "resmlp_tiny"), lr=0.02)
 TRANSFORMER = Contender("transformer", ("--arch", "transformer_tiny"), lr=0.01)
 RESMLP_MATCHED_PARAMETERS = Contender(
     "resmlp-3+3", ("--arch", "resmlp_tiny", "--encoder-layers", "3", "--decoder-layers", "3"), lr=0.02
+)
+RESMLP_MATCHED_PARAMETERS_WIDER = Contender(
+    "resmlp-ffn160",
+    ("--arch", "resmlp_tiny", "--encoder-ffn-embed-dim", "160", "--decoder-ffn-embed-dim", "160"),
+    lr=0.02,
 )
 CONTENDERS: tuple[Contender, ...] = (RESMLP, TRANSFORMER)  # the demo's pair
 

@@ -9,11 +9,12 @@ from typing import Any
 import torch
 from fairseq.incremental_decoding_utils import with_incremental_state
 from fairseq.models import FairseqIncrementalDecoder
-from fairseq.modules import FairseqDropout, PositionalEmbedding
+from fairseq.modules import PositionalEmbedding
 from fairseq.modules.checkpoint_activations import checkpoint_wrapper
 from torch import Tensor, nn
 
 from .config import ResMLPSeq2SeqConfig
+from .dropout import CpuFastDropout
 from .sublayers import ChannelMLPSublayer, CrossAttention, TokenMixing, make_norm
 
 
@@ -103,7 +104,7 @@ class ResMLPDecoder(FairseqIncrementalDecoder):
                 learned=cfg.positional_embeddings == "learned",
             )
         )
-        self.dropout_module = FairseqDropout(cfg.dropout, module_name=type(self).__name__)
+        self.dropout_module = CpuFastDropout(cfg.dropout, module_name=type(self).__name__)
         layers = [ResMLPDecoderLayer(cfg) for _ in range(cfg.decoder_layers)]
         if cfg.checkpoint_activations:
             layers = [checkpoint_wrapper(layer, offload_to_cpu=cfg.offload_activations) for layer in layers]

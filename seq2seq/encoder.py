@@ -6,11 +6,12 @@ import math
 
 import torch
 from fairseq.models import FairseqEncoder
-from fairseq.modules import FairseqDropout, PositionalEmbedding
+from fairseq.modules import PositionalEmbedding
 from fairseq.modules.checkpoint_activations import checkpoint_wrapper
 from torch import Tensor, nn
 
 from .config import ResMLPSeq2SeqConfig
+from .dropout import CpuFastDropout
 from .sublayers import ChannelMLPSublayer, TokenMixing, make_norm
 
 
@@ -58,7 +59,7 @@ class ResMLPEncoder(FairseqEncoder):
                 learned=cfg.positional_embeddings == "learned",
             )
         )
-        self.dropout_module = FairseqDropout(cfg.dropout, module_name=type(self).__name__)
+        self.dropout_module = CpuFastDropout(cfg.dropout, module_name=type(self).__name__)
         layers = [ResMLPEncoderLayer(cfg) for _ in range(cfg.encoder_layers)]
         if cfg.checkpoint_activations:
             layers = [checkpoint_wrapper(layer, offload_to_cpu=cfg.offload_activations) for layer in layers]

@@ -6,8 +6,9 @@ time axis, the channel MLP is ``ChannelMLP``'s two linear layers, and the encode
 does not have, is fairseq's ``MultiheadAttention``. What the image model never needs lives here:
 
 - time-major layout, so token mixing is one (T, T) @ (T, B*C) product and nothing is transposed around attention;
-- fairseq's dropout (``FairseqDropout``, so ``--retain-dropout`` and ``prepare_for_inference_`` reach it) on every
-  sublayer's output, and ``--activation-dropout`` inside the channel MLP;
+- fairseq's dropout (``FairseqDropout``, so ``--retain-dropout`` and ``prepare_for_inference_`` reach it, with the
+  cheaper CPU mask of ``seq2seq/dropout.py``) on every sublayer's output, and ``--activation-dropout`` inside the
+  channel MLP;
 - masking padded tokens out of the encoder's token mixing, and one new causal position from cached inputs
   during incremental decoding.
 
@@ -22,10 +23,12 @@ import functools
 
 import torch
 import torch.nn.functional as F
-from fairseq.modules import FairseqDropout, MultiheadAttention
+from fairseq.modules import MultiheadAttention
 from torch import Tensor, nn
 
 from resmlp.layers import Affine, ChannelMLP, CrossPatchLinear, DropPath, LayerScale, PreAffineResidual
+
+from .dropout import CpuFastDropout
 
 
 def make_norm(kind: str, dim: int) -> nn.Module:
@@ -66,7 +69,7 @@ class TokenMixing(PreAffineResidual):
         op = CrossPatchLinear(num_tokens, causal=causal)
         norm_layer = functools.partial(make_norm, norm)
         super().__init__(dim, op, layerscale_init=layerscale_init, drop_path=drop_path, norm_layer=norm_layer)
-        self.dropout_module = FairseqDropout(dropout, module_name=module_name)
+        self.dropout_module = CpuFastDropout(dropout, module_name=module_name)
 
     def forward(self, x: Tensor, keep: Tensor | None = None) -> Tensor:
         """``x`` (T, B, C); ``keep`` (T, B, 1) is 1 at tokens and 0 at padding, which it zeroes at the mixing's input.
@@ -136,8 +139,8 @@ class ChannelMLPSublayer(PreAffineResidual):
         norm_layer = functools.partial(make_norm, norm)
         op = ChannelMLP(dim, hidden_dim)
         super().__init__(dim, op, layerscale_init=layerscale_init, drop_path=drop_path, norm_layer=norm_layer)
-        self.activation_dropout_module = FairseqDropout(activation_dropout, module_name=module_name)
-        self.dropout_module = FairseqDropout(dropout, module_name=module_name)
+        self.activation_dropout_module = CpuFastDropout(activation_dropout, module_name=module_name)
+        self.dropout_module = CpuFastDropout(dropout, module_name=module_name)
 
     def forward(self, x: Tensor) -> Tensor:
         fc1, fc2, gamma = self.op.fc1, self.op.fc2, self.ls.gamma
@@ -147,9 +150,11 @@ class ChannelMLPSublayer(PreAffineResidual):
         else:
             hidden = fc1(self.norm(x))
         hidden = self.activation_dropout_module(self.op.act(hidden))
-        branch = self.dropout_module(F.linear(hidden, fc2.weight * gamma.unsqueeze(1), fc2.bias * gamma))
+        branch = F.linear(hidden, fc2.weight * gamma.unsqueeze(1), fc2.bias * gamma)
         keep = self.drop_path.keep_mask(branch, 1)
-        return x + branch if keep is None else torch.addcmul(x, branch, keep)
+        if keep is None:
+            return self.dropout_module.add_to(x, branch)  # the dropout mask and the residual add in one pass
+        return torch.addcmul(x, self.dropout_module(branch), keep)
 
 
 class CrossAttention(nn.Module):
@@ -182,7 +187,7 @@ class CrossAttention(nn.Module):
             dropout=attention_dropout,
             encoder_decoder_attention=True,
         )
-        self.dropout_module = FairseqDropout(dropout, module_name=module_name)
+        self.dropout_module = CpuFastDropout(dropout, module_name=module_name)
         self.ls = LayerScale(dim, layerscale_init)
         self.drop_path = DropPath(drop_path)
 
