@@ -32,8 +32,10 @@ from .seq2seq_compare import (
     train_args,
 )
 
-# How the aten ops are grouped in the summary (anything else is "other").
+# How the aten ops are grouped in the summary (anything else is "other"); the first matching prefix wins, so the
+# activations come before "aten::ge" (the dropout mask's comparison).
 CATEGORIES = {
+    "activations": ("aten::gelu", "aten::gelu_backward", "aten::relu", "aten::threshold_backward"),
     "matrix products": ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::addmv", "aten::addmv_"),
     "attention kernels": ("aten::_scaled_dot_product", "aten::_softmax", "aten::_softmax_backward_data"),
     # fairseq's F.dropout draws Bernoulli samples; the plugin's CPU mask random words (seq2seq/dropout.py).
@@ -45,7 +47,6 @@ CATEGORIES = {
         "aten::gather",
     ),
     "layer norm": ("aten::native_layer_norm", "aten::native_layer_norm_backward"),
-    "activations": ("aten::gelu", "aten::gelu_backward", "aten::relu", "aten::threshold_backward"),
     "copies and layout": ("aten::copy_", "aten::clone", "aten::contiguous", "aten::_to_copy"),
     "elementwise arithmetic": ("aten::mul", "aten::add", "aten::sum", "aten::addcmul", "aten::div", "aten::fill_"),
 }
@@ -85,11 +86,40 @@ def build_trainer(contender: Contender, data_dir: Path, budget: Budget, steps: i
     return trainer, taken
 
 
-def profile(contenders, data_dir: Path, budget: Budget, steps: int = 8, rounds: int = 5) -> dict[str, dict]:
-    """Per contender: parameters, target tokens per CPU second (and median), and ms per step by op and category."""
+def with_plugin_dropout(model: torch.nn.Module) -> torch.nn.Module:
+    """Give every ``FairseqDropout`` of a fairseq model the plugin's cheaper CPU mask (``seq2seq/dropout.py``).
+
+    Only for the profile's architecture comparison: fairseq's transformer as its users run it keeps its own dropout.
+    """
+    from fairseq.modules import FairseqDropout
+
+    from seq2seq.dropout import CpuFastDropout
+
+    stock = [name for name, module in model.named_modules() if type(module) is FairseqDropout]
+    for name in stock:
+        parent, _, attribute = name.rpartition(".")
+        old = model.get_submodule(name)
+        setattr(model.get_submodule(parent), attribute, CpuFastDropout(old.p, module_name=old.module_name))
+    return model
+
+
+SAME_DROPOUT = f"{TRANSFORMER.name}, plugin's dropout"
+
+
+def profile(
+    contenders, data_dir: Path, budget: Budget, steps: int = 8, rounds: int = 5, same_dropout: bool = True
+) -> dict[str, dict]:
+    """Per contender: parameters, target tokens per CPU second (and median), and ms per step by op and category.
+
+    ``same_dropout`` adds the transformer with the plugin's dropout mask, to separate the architectures' difference
+    from the plugin's faster dropout.
+    """
     logging.disable(logging.WARNING)  # fairseq logs every set-up step
     torch.set_num_threads(1)
     setups = {c.name: build_trainer(c, data_dir, budget, steps + 1) for c in contenders}
+    if same_dropout:
+        setups[SAME_DROPOUT] = build_trainer(TRANSFORMER, data_dir, budget, steps + 1)
+        with_plugin_dropout(setups[SAME_DROPOUT][0].model)
     steps = min(len(batches) for _, batches in setups.values()) - 1  # batch 0 is the warm-up
     for trainer, batches in setups.values():
         trainer.train_step([batches[0]])  # warm-up: allocator, lazy initialisation
