@@ -298,18 +298,17 @@ def train(cfg: DinoRecipe, output_dir: Path) -> dict[str, float]:
                     if warning and epoch >= 1 and warned_epoch != epoch:
                         warned_epoch = epoch
                         bar.write(f"WARNING (step {step}): {warning}")
-                epoch_done = batch_index + 1 >= len(loader)  # the epoch-end save follows
-                if (
-                    cfg.run.save_every_steps
-                    and step % cfg.run.save_every_steps == 0
-                    and step < total
-                    and not epoch_done
-                ):
-                    ckpt.save(step, epoch, batch=batch_index + 1, extra=state_extra())
-                if stop.requested():
-                    stop.save_and_exit(
-                        ckpt, step, epoch, batch=batch_index + 1, resume=cfg.run.resume, extra=state_extra()
-                    )
+                ckpt.after_step(
+                    stop,
+                    step,
+                    epoch,
+                    batch=batch_index + 1,
+                    epoch_done=batch_index + 1 >= len(loader),
+                    total=total,
+                    every=cfg.run.save_every_steps,
+                    resume=cfg.run.resume,
+                    extra=state_extra,
+                )
                 if step >= total:
                     break
             finished_epoch = batch_index + 1 >= len(loader)
@@ -326,9 +325,7 @@ def train(cfg: DinoRecipe, output_dir: Path) -> dict[str, float]:
                 bar.write(f"epoch {epoch}: k-NN top1 {knn['knn_top1']:.2f}%  top5 {knn['knn_top5']:.2f}%")
             log.record(epoch=epoch, step=step, **record)
             next_epoch, next_batch = (epoch + 1, 0) if finished_epoch else (epoch, batch_index + 1)
-            ckpt.save(step, next_epoch, batch=next_batch, extra=state_extra())
-            if stop.requested():
-                stop.save_and_exit(ckpt, step, next_epoch, batch=next_batch, resume=cfg.run.resume)
+            ckpt.after_epoch(stop, step, next_epoch, next_batch=next_batch, resume=cfg.run.resume, extra=state_extra)
 
     # ============ the end: the teacher backbone as plain weights ============
     if accelerator.is_main_process:

@@ -260,6 +260,26 @@ class CheckpointManager:
         self.last_saved_step = step
         return final
 
+    def after_step(
+        self, stop, step: int, epoch: int, *, batch: int, epoch_done: bool, total: int, every: int, resume, extra
+    ) -> None:
+        """A training loop's duty after each optimiser step: the periodic checkpoint every ``every`` steps (0: none;
+        skipped at the last step and at an epoch's last batch, where ``after_epoch`` saves), then, when ``stop`` (a
+        ``GracefulStop``) was requested on any process, save and raise ``Interrupted``. ``extra`` is a callable
+        returning ``save``'s ``extra``; ``batch`` is the number of batches of ``epoch`` done. Every process calls it.
+        """
+        if every and step % every == 0 and step < total and not epoch_done:
+            self.save(step, epoch, batch=batch, extra=extra())
+        if stop.requested():
+            stop.save_and_exit(self, step, epoch, batch=batch, resume=resume, extra=extra())
+
+    def after_epoch(self, stop, step: int, next_epoch: int, *, next_batch: int, resume, extra) -> None:
+        """The epoch-end checkpoint (where a resume continues: ``next_epoch``, batch ``next_batch``), then the stop
+        check as in ``after_step``."""
+        self.save(step, next_epoch, batch=next_batch, extra=extra())
+        if stop.requested():
+            stop.save_and_exit(self, step, next_epoch, batch=next_batch, resume=resume)
+
     def _new_name(self, step: int) -> Path:
         """``step_N``, or ``step_N_k`` when a checkpoint of that step exists (names are never reused)."""
         final = self.directory / f"{_PREFIX}{step:09d}"

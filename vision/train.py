@@ -149,18 +149,17 @@ def train(cfg: VisionRecipe, output_dir: Path) -> dict[str, float]:
                     logs = {name: float(value) for name, value in out["logs"].items()}
                     bar.update(step, loss=mean_loss, lr=lr)
                     log.train(step, loss=mean_loss, lr=lr, **logs)
-                epoch_done = batch_index + 1 >= loaders.steps_per_epoch  # the epoch-end save follows
-                if (
-                    cfg.run.save_every_steps
-                    and step % cfg.run.save_every_steps == 0
-                    and step < total
-                    and not epoch_done
-                ):
-                    ckpt.save(step, epoch, batch=batch_index + 1, extra=state_extra())
-                if stop.requested():
-                    stop.save_and_exit(
-                        ckpt, step, epoch, batch=batch_index + 1, resume=cfg.run.resume, extra=state_extra()
-                    )
+                ckpt.after_step(
+                    stop,
+                    step,
+                    epoch,
+                    batch=batch_index + 1,
+                    epoch_done=batch_index + 1 >= loaders.steps_per_epoch,
+                    total=total,
+                    every=cfg.run.save_every_steps,
+                    resume=cfg.run.resume,
+                    extra=state_extra,
+                )
                 if step >= total:
                     break
             finished_epoch = batch_index + 1 >= loaders.steps_per_epoch
@@ -176,9 +175,7 @@ def train(cfg: VisionRecipe, output_dir: Path) -> dict[str, float]:
                 bar.write(f"epoch {epoch}: top1 {metrics['top1']:.2f}%  top5 {metrics['top5']:.2f}%")
             # Where a resume continues: the next epoch, or the rest of this one when max_steps cut it short.
             next_epoch, next_batch = (epoch + 1, 0) if finished_epoch else (epoch, batch_index + 1)
-            ckpt.save(step, next_epoch, batch=next_batch, extra=state_extra())
-            if stop.requested():
-                stop.save_and_exit(ckpt, step, next_epoch, batch=next_batch, resume=cfg.run.resume)
+            ckpt.after_epoch(stop, step, next_epoch, next_batch=next_batch, resume=cfg.run.resume, extra=state_extra)
 
     # ============ the end ============
     export_final_model(model, output_dir / "model.pth", accelerator)
