@@ -10,17 +10,15 @@ import torch
 pytest.importorskip("fairseq")
 
 from fairseq import models as fairseq_models  # noqa: E402
-from fairseq.data import Dictionary  # noqa: E402
 from fairseq.modules import FairseqDropout  # noqa: E402
 from fairseq.modules.checkpoint_activations import unwrap_checkpoint  # noqa: E402
 from fairseq.sequence_generator import SequenceGenerator  # noqa: E402
-from fairseq.tasks.translation import TranslationConfig, TranslationTask  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
+from seq2seq_tiny import VOCAB, build_tiny, tiny_task  # noqa: E402
 from torch import nn  # noqa: E402
 
 # torch.jit.script/save/load are deprecated in favour of torch.export, but fairseq's SequenceGenerator scripts.
 pytestmark = pytest.mark.filterwarnings(r"ignore:`torch\.jit\.\w+` is deprecated:FutureWarning")
-VOCAB = 24
 SRC = torch.tensor([[1, 1, 5, 6, 7, 2], [8, 9, 10, 11, 12, 2], [1, 13, 14, 15, 16, 2]])
 SRC_LENGTHS = torch.tensor([4, 6, 5])
 PREV = torch.tensor([[2, 5, 6, 7], [2, 8, 9, 10], [2, 11, 12, 13]])
@@ -35,23 +33,12 @@ def plugin():
 
 @pytest.fixture(scope="module")
 def task():
-    dictionary = Dictionary()
-    for index in range(VOCAB):
-        dictionary.add_symbol(f"w{index}")
-    return TranslationTask(TranslationConfig(), dictionary, dictionary)
+    return tiny_task(VOCAB)
 
 
 def build(task, seed=0, **options):
-    """``resmlp_tiny`` through fairseq's ``build_model``, with visible token mixing and LayerScale 1."""
-    cfg = OmegaConf.create({"_name": "resmlp_tiny", "max_source_positions": 16, "max_target_positions": 16})
-    cfg.update(options)
-    torch.manual_seed(seed)
-    model = fairseq_models.build_model(cfg, task)
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if name.endswith("token_mixing.op.weight"):
-                param.normal_(0.0, 0.3)
-    return model
+    """``resmlp_tiny`` with visible token mixing (tests/seq2seq_tiny.py), in training mode."""
+    return build_tiny(task, seed=seed, **options)
 
 
 def logits(model):

@@ -11,12 +11,9 @@ import torch
 pytest.importorskip("fairseq")
 
 from fairseq import models as fairseq_models  # noqa: E402
-from fairseq.data import Dictionary  # noqa: E402
 from fairseq.sequence_generator import SequenceGenerator  # noqa: E402
-from fairseq.tasks.translation import TranslationConfig, TranslationTask  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
-
-VOCAB = 24
+from seq2seq_tiny import VOCAB, build_tiny, tiny_task  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -29,26 +26,12 @@ def plugin():
 
 @pytest.fixture(scope="module")
 def task():
-    dictionary = Dictionary()
-    for index in range(VOCAB):
-        dictionary.add_symbol(f"w{index}")
-    return TranslationTask(TranslationConfig(), dictionary, dictionary)
+    return tiny_task(VOCAB)
 
 
 def build(task, **overrides):
-    """A resmlp_tiny model through fairseq's own ``build_model`` (as a recipe would), with weights large enough
-    that every position and token visibly changes the output, in eval mode."""
-    cfg = OmegaConf.create({"_name": "resmlp_tiny", "max_source_positions": 16, "max_target_positions": 16})
-    cfg.update(overrides)
-    torch.manual_seed(0)
-    model = fairseq_models.build_model(cfg, task)
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if name.endswith("ls.gamma"):
-                param.fill_(1.0)
-            elif name.endswith("token_mixing.op.weight"):
-                param.normal_(0.0, 0.3)
-    return model.eval()
+    """``resmlp_tiny`` with LayerScale 1 and visible token mixing (tests/seq2seq_tiny.py), in eval mode."""
+    return build_tiny(task, layerscale_one=True, **overrides).eval()
 
 
 def tokens(*rows, pad=1, left=True):
