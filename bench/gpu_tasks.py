@@ -63,14 +63,24 @@ def _failed(name: str, code: int, log: Path) -> Result:
     return Result(STAGE, name, False, f"{why}; {tail[0][:200] if tail else ''} (log: {log})", {"exit_code": code})
 
 
+def _train(
+    settings: Settings, name: str, module: str, recipe: str, overrides: tuple[str, ...], out: Path, logs: Path
+) -> tuple[Result | None, float]:
+    """Run a task's training entry point on ``recipe`` with ``overrides`` into ``out`` (log: ``logs/<out>.log``);
+    returns the failure (None when it exited 0) and the seconds it took."""
+    log = logs / f"{out.name}.log"
+    command = [*_launcher(settings), "-m", module, "--recipe", str(REPO / recipe), "--output-dir", str(out), *overrides]
+    code, seconds = _run(command, log, timeout=300)
+    return (_failed(name, code, log) if code else None), seconds
+
+
 def vision_task(settings: Settings, runs: Path, logs: Path) -> Result:
     name = "vision.train digits" + (" bf16, run.compile" if not settings.dry_run else " bf16")
     out = runs / "vision"
-    command = [*_launcher(settings), "-m", "vision.train", "--recipe", str(REPO / "recipes/vision/resmlp_digits.yaml")]
-    command += ["--output-dir", str(out), *settings.vision_overrides]
-    code, seconds = _run(command, logs / "vision.log", timeout=300)
-    if code:
-        return _failed(name, code, logs / "vision.log")
+    recipe = "recipes/vision/resmlp_digits.yaml"
+    failed, seconds = _train(settings, name, "vision.train", recipe, settings.vision_overrides, out, logs)
+    if failed:
+        return failed
     evals = [r for r in _records(out / "metrics.jsonl") if "top1" in r]
     if not evals or not (out / "model.pth").is_file():
         return Result(
@@ -87,11 +97,10 @@ def vision_task(settings: Settings, runs: Path, logs: Path) -> Result:
 def dino_task(settings: Settings, runs: Path, logs: Path) -> Result:
     name = "ssl_dino.train digits" + (" bf16" if not settings.dry_run else "")
     out = runs / "dino"
-    command = [*_launcher(settings), "-m", "ssl_dino.train", "--recipe", str(REPO / "recipes/dino/resmlp_digits.yaml")]
-    command += ["--output-dir", str(out), *settings.dino_overrides]
-    code, seconds = _run(command, logs / "dino.log", timeout=300)
-    if code:
-        return _failed(name, code, logs / "dino.log")
+    recipe = "recipes/dino/resmlp_digits.yaml"
+    failed, seconds = _train(settings, name, "ssl_dino.train", recipe, settings.dino_overrides, out, logs)
+    if failed:
+        return failed
     knn = [float(r["knn_top1"]) for r in _records(out / "metrics.jsonl") if "knn_top1" in r]
     if len(knn) < 2 or not (out / "model.pth").is_file():
         return Result(STAGE, name, False, "no k-NN before and after training, or no model.pth", {"seconds": seconds})
