@@ -8,7 +8,7 @@ classes) with one ``model.*`` field changed and the schedule cut to ``--epochs``
 seed for every variant). The paper's patch-size rows need another preset and are not part of this sweep. Writes
 ``ablations.md``, ``ablations.json`` and ``ablations.png`` under ``--out-dir``; results go to docs/benchmarks.md by
 hand. Run it alone on the machine: the times are wall-clock. ``--jobs 2 --threads 1`` trains two variants at once,
-one thread each: on 2 cores that is about 1.35x the images per second of one run on 2 threads (resmlp_mini's
+one thread each: on 2 cores that is an estimated 1.35x the images per second of one run on 2 threads (resmlp_mini's
 64-token products are too small to split well across threads).
 """
 
