@@ -49,6 +49,7 @@ import torch
 from resmlp.cli import UserError
 
 from . import state_files
+from .durable import fsync_dir, fsync_tree, write_text_atomic
 from .state_files import StateFileError
 
 FORMAT = 2
@@ -76,34 +77,6 @@ class Position:
     batch: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
-
-
-def _fsync_tree(root: Path) -> None:
-    """Flush every file and directory under ``root`` to disk, so a rename publishes only durable data."""
-    for dirpath, _, filenames in os.walk(root):
-        for name in filenames:
-            with open(os.path.join(dirpath, name), "rb") as handle:
-                os.fsync(handle.fileno())
-        _fsync_dir(Path(dirpath))
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Replace ``path`` by ``text`` in one rename: readers see the old or the new content, never a part."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
 
 
 def _discard(path: Path) -> None:
@@ -251,10 +224,10 @@ class CheckpointManager:
             position["files"] = {p.name: p.stat().st_size for p in sorted(staging.iterdir())}
             position["saved_at"] = time.strftime("%Y-%m-%dT%H:%M:%S")
             (staging / POSITION_FILE).write_text(json.dumps(position, indent=2) + "\n")
-            _fsync_tree(staging)
+            fsync_tree(staging)
             os.replace(staging, final)  # the commit point: before it the old state is intact, after it the new one
-            _fsync_dir(self.directory)
-            write_atomic(self.directory / LATEST_FILE, final.name + "\n")
+            fsync_dir(self.directory)
+            write_text_atomic(self.directory / LATEST_FILE, final.name + "\n")
             self._rotate()
         acc.wait_for_everyone()
         self.last_saved_step = step

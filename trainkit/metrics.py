@@ -26,6 +26,8 @@ from typing import Any
 
 import torch
 
+from .durable import write_text_atomic
+
 METRICS_FILE = "metrics.jsonl"
 REQUIRED = ("epoch", "step", "top1", "top5", "loss")
 
@@ -74,12 +76,7 @@ class JsonlWriter:
         kept = [r for r in records if not isinstance(r.get("step"), int) or r["step"] <= step]
         if not self.path.is_file() or (len(kept) == len(records) and self._ends_with_newline()):
             return 0
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        with open(tmp, "w") as handle:
-            handle.writelines(json.dumps(r) + "\n" for r in kept)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, self.path)
+        write_text_atomic(self.path, "".join(json.dumps(r) + "\n" for r in kept))
         return len(records) - len(kept)
 
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from .durable import write_text_atomic
 from .yaml12 import yaml_load
 
 
@@ -64,12 +64,5 @@ def save_resolved_config(recipe: Any, output_dir: str | os.PathLike) -> Path:
     # NaN never equals itself; anything else that does not read back is a bug worth stopping for.
     if yaml_load(text) != to_plain(recipe) and "nan" not in text:
         raise RuntimeError(f"resolved config does not read back identically:\n{text}")
-    fd, tmp = tempfile.mkstemp(prefix=".config.", suffix=".yaml.tmp", dir=output_dir)
-    os.chmod(tmp, 0o644)  # mkstemp creates 0600; the config is meant to be read by people and tools
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    target = output_dir / "config.yaml"
-    os.replace(tmp, target)
+    target = write_text_atomic(output_dir / "config.yaml", text)
     return target
